@@ -1,0 +1,2 @@
+"""curate: score, select, tag and order training data."""
+__version__ = "0.1.0"

@@ -1,0 +1,99 @@
+"""The scorer contracts.
+
+A scorer turns examples into a score table: one row per example, columns
+prefixed by the scorer's name (``gopher_quality_keep``, ``fasttext_quality_hq``).
+
+* :class:`Scorer` is stateless and per example. ``score_batch`` receives an Arrow
+  table holding (at least) the columns it needs and returns a table with exactly
+  one row per input row, in the same order, without an id column. It must be
+  pure, deterministic and picklable so that any executor can run it.
+* A scorer that needs the whole corpus (deduplication) also overrides
+  ``finalize``: the executor concatenates the per-batch outputs, adds the ``id``
+  column, and hands that table to ``finalize`` once.
+* A scorer that can rewrite text (C4's line removal) overrides ``transform``;
+  ``apply`` calls it when the user asks for the rewritten text.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+
+class Scorer:
+    """Base class for every scorer.
+
+    Subclasses set ``name`` (the registered name, also the column prefix) and
+    take their parameters as keyword arguments in ``__init__``, storing each one
+    as an attribute of the same name (scikit-learn style) so that ``params()``
+    can report them for fingerprints and manifests.
+    """
+
+    name: str = ""
+    #: Input columns this scorer reads. ``text_column`` is substituted for "text".
+    input_columns: tuple[str, ...] = ("text",)
+    text_column: str = "text"
+    #: Preferred rows per batch for the executor.
+    batch_size: int = 1000
+
+    def columns_needed(self) -> list[str]:
+        return [self.text_column if c == "text" else c for c in self.input_columns]
+
+    def params(self) -> dict:
+        """The constructor parameters, for fingerprints and manifests."""
+        import inspect
+
+        out = {}
+        for key in inspect.signature(type(self).__init__).parameters:
+            if key in ("self", "args", "kwargs"):
+                continue
+            value = getattr(self, key, None)
+            out[key] = value if isinstance(value, (str, int, float, bool, type(None), list,
+                                                   tuple, dict)) else repr(value)
+        return out
+
+    def texts(self, batch: pa.Table) -> list[str]:
+        """The batch's text column as Python strings (nulls become "")."""
+        return ["" if t is None else t for t in batch.column(self.text_column).to_pylist()]
+
+    def score_batch(self, batch: pa.Table) -> pa.Table:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def finalize(self, scores: pa.Table) -> pa.Table:
+        """Whole-corpus step over the concatenated scores (with ``id``). Default: none."""
+        return scores
+
+    def transform(self, texts: list[str]) -> list[str]:
+        """Rewrite texts (only scorers that clean text override this)."""
+        raise NotImplementedError(f"scorer {self.name!r} does not rewrite text")
+
+    def col(self, signal: str) -> str:
+        """Column name of one of this scorer's signals: ``<name>_<signal>``."""
+        return f"{self.name}_{signal}"
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class FittedScorer(Scorer):
+    """A scorer with a model: ``fit``, ``save`` and ``load`` (never pickle)."""
+
+    def fit(self, dataset, **kwargs) -> FittedScorer:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def save(self, path) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path, **kwargs) -> FittedScorer:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def rule_columns(name: str, keep: list[bool], reason: list[str | None],
+                 signals: dict[str, list]) -> pa.Table:
+    """Build a rule set's output: ``<name>_keep``, ``<name>_reason``, then raw signals."""
+    cols = {f"{name}_keep": pa.array(keep, pa.bool_()),
+            f"{name}_reason": pa.array(reason, pa.string())}
+    for key, values in signals.items():
+        cols[f"{name}_{key}"] = values if isinstance(values, pa.Array) else pa.array(values)
+    return pa.table(cols)

@@ -1,0 +1,1 @@
+"""Selection policies over score tables: subsets and tags."""

@@ -1,0 +1,1 @@
+"""Scorers: text quality rules, classifiers, deduplication."""

@@ -1,0 +1,1 @@
+"""DataTrove-compatible heuristic rule sets (Gopher, C4, FineWeb)."""
