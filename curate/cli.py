@@ -1,0 +1,352 @@
+"""The ``curate`` command line.
+
+Heavy modules are imported inside commands so that ``curate --help`` is fast. A
+:class:`CurateError` (bad input) is printed as one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from curate.errors import CurateError
+from curate.io import DEFAULT_MAX_DOC_BYTES
+
+_data_options = [
+    click.option("--id-column", default="id", show_default=True,
+                 help="Id column; positions are used when the data has none."),
+    click.option("--text-column", default="text", show_default=True, help="Text column."),
+    click.option("--max-doc-bytes", type=int, default=DEFAULT_MAX_DOC_BYTES, show_default=True,
+                 help="Reject documents larger than this (0: no limit)."),
+]
+
+
+def data_options(fn):
+    for option in reversed(_data_options):
+        fn = option(fn)
+    return fn
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="curate")
+def cli():
+    """Score, filter, tag and write training data, reproducibly.
+
+    \b
+    curate run recipes/quickstart.yaml
+    curate score docs.jsonl --scorer gopher_quality --scorer c4_quality -o scores/
+    curate filter scores/ --rules gopher_quality --where "c4_quality_keep" -o sel.parquet
+    curate apply docs.jsonl --selection sel.parquet -o kept.jsonl.gz --rejected rej.jsonl.gz
+    """
+
+
+@cli.command()
+@click.argument("data")
+@click.option("--scorer", "-s", "scorers", multiple=True, required=True,
+              help="NAME or NAME:key=value,key=value (repeatable).")
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False),
+              help="Folder for <scorer>.parquet score tables.")
+@click.option("--workers", "-j", default=1, show_default=True,
+              help="Processes (0: one per CPU).")
+@click.option("--batch-size", type=int, default=None, help="Examples per batch.")
+@data_options
+def score(data, scorers, output, workers, batch_size, id_column, text_column, max_doc_bytes):
+    """Score DATA with one or more scorers; write one Parquet table per scorer.
+
+    \b
+    curate score docs.jsonl.gz -s gopher_quality -s gopher_repetition -o scores/
+    curate score 'shards/*.parquet' -s minhash:ngram=5,bands=16 -s langid -j 2 -o scores/
+    curate score docs.jsonl -s fasttext_quality:model=quality.bin -o scores/
+    """
+    from curate.executor import LocalExecutor, score_source
+    from curate.io import Source
+    from curate.registry import make_scorer, parse_spec
+    from curate.scores import save_scores
+
+    built = []
+    for spec in scorers:
+        scorer = make_scorer(*parse_spec(spec))
+        scorer.text_column = text_column
+        built.append(scorer)
+    source = Source(data, id_column=id_column, max_doc_bytes=max_doc_bytes)
+    tables = score_source(built, source, executor=LocalExecutor(workers),
+                          batch_size=batch_size, progress=_progress())
+    meta = {s.name: {"scorer": s.name, "params": s.params(), "source": data} for s in built}
+    for path in save_scores(tables, output, meta):
+        click.echo(f"wrote {path}")
+
+
+@cli.command(name="filter")
+@click.argument("scores", nargs=-1, required=True)
+@click.option("--rules", "rules", multiple=True,
+              help="Drop what this rule set (scorer with <name>_keep) rejects (repeatable).")
+@click.option("--where", "wheres", multiple=True, help="SQL predicate to keep (repeatable).")
+@click.option("--keep", "fraction", type=float, help="Fraction to keep by --by.")
+@click.option("--by", help="Score column for --keep.")
+@click.option("--lowest", is_flag=True, help="With --keep: keep the lowest scores, not highest.")
+@click.option("--random", "random_fraction", type=float, help="Keep a random fraction.")
+@click.option("--seed", default=0, show_default=True, help="Seed for --random.")
+@click.option("--tag", "tags", nargs=2, multiple=True, metavar="TAG PREDICATE",
+              help="Tag examples matching PREDICATE (first match wins; repeatable).")
+@click.option("--id-column", default="id", show_default=True)
+@click.option("--output", "-o", required=True, help="Selection file (.parquet).")
+def filter_cmd(scores, rules, wheres, fraction, by, lowest, random_fraction, seed, tags,
+               id_column, output):
+    """Select examples from score tables (files or folders); write a selection.
+
+    Steps run in this order: --rules, --where, --keep/--by, --random, --tag; each
+    sees only what the previous ones kept.
+
+    \b
+    curate filter scores/ --rules gopher_quality --rules c4_quality -o sel.parquet
+    curate filter scores/ --where "fasttext_quality_hq > 0.5" -o sel.parquet
+    curate filter scores/ --keep 0.5 --by fasttext_quality_hq -o sel.parquet
+    curate filter scores/ --tag non_en "langid_language <> 'en'" -o sel.parquet
+    """
+    import filters
+    from curate.io import write_table
+    from curate.scores import join_scores, load_scores
+    from curate.selection import counts
+
+    steps = [filters.Rules(list(rules))] if rules else []
+    steps += [filters.Where(w) for w in wheres]
+    if (fraction is None) != (by is None):
+        raise CurateError("--keep and --by go together")
+    if fraction is not None:
+        steps.append(filters.KeepFraction(by, fraction, keep="bottom" if lowest else "top"))
+    if random_fraction is not None:
+        steps.append(filters.RandomSubset(random_fraction, seed=seed))
+    if tags:
+        steps.append(filters.Tag(list(tags)))
+    if not steps:
+        raise CurateError("give at least one of --rules, --where, --keep, --random, --tag")
+    joined = join_scores(load_scores(scores), id_column)
+    selection = filters.select(joined, steps, id_column=id_column)
+    write_table(selection, output)
+    c = counts(selection)
+    click.echo(f"kept {c['kept']} of {c['input']}; wrote {output}")
+    for reason, n in c["dropped_by_reason"].items():
+        click.echo(f"  dropped {n}: {reason}")
+
+
+@cli.command()
+@click.argument("data")
+@click.option("--selection", required=True, help="Selection file from `curate filter`.")
+@click.option("--output", "-o", required=True, help="Kept examples (.jsonl[.gz], .parquet, .csv).")
+@click.option("--rejected", help="Also write the dropped examples with a `reason` column.")
+@click.option("--all", "everything", is_flag=True,
+              help="Write every example with keep/reason columns instead of only the kept.")
+@click.option("--tag-as", type=click.Choice(["column", "prefix"]),
+              help="Write tags as a `tag` column or as a text prefix (control token).")
+@click.option("--tag-format", default="<|{tag}|> ", show_default=True,
+              help="Prefix format for --tag-as prefix.")
+@click.option("--clean", "transforms", multiple=True,
+              help="Rewrite kept text with a cleaning scorer (e.g. c4_quality).")
+@data_options
+def apply(data, selection, output, rejected, everything, tag_as, tag_format, transforms,
+          id_column, text_column, max_doc_bytes):
+    """Write the examples of DATA that a selection keeps (and, optionally, the rest).
+
+    \b
+    curate apply docs.jsonl --selection sel.parquet -o kept.jsonl.gz --rejected rej.jsonl.gz
+    curate apply docs.jsonl --selection sel.parquet -o tagged.parquet --all --tag-as column
+    curate apply docs.jsonl --selection sel.parquet -o clean.jsonl --clean c4_quality
+    """
+    import contextlib
+
+    import pyarrow.parquet as pq
+
+    from curate.materialize import ApplyOptions, iter_apply
+    from curate.io import Source, TableWriter
+    from curate.registry import make_scorer
+
+    try:
+        sel = pq.read_table(selection)
+    except (OSError, ValueError) as exc:
+        raise CurateError(f"{selection}: cannot read selection: {exc}") from None
+    cleaners = [make_scorer(t) for t in transforms]
+    for c in cleaners:
+        c.text_column = text_column
+    options = ApplyOptions(text_column=text_column, tag_as=tag_as, tag_format=tag_format,
+                           everything=everything, transforms=cleaners)
+    source = Source(data, id_column=id_column, max_doc_bytes=max_doc_bytes)
+    with contextlib.ExitStack() as stack:
+        kept_writer = stack.enter_context(TableWriter(output))
+        rej_writer = stack.enter_context(TableWriter(rejected)) if rejected else None
+        for kept, dropped in iter_apply(source, sel, options):
+            kept_writer.write(kept)
+            if rej_writer is not None:
+                rej_writer.write(dropped)
+    click.echo(f"wrote {kept_writer.rows} examples to {output}")
+    if rej_writer is not None:
+        click.echo(f"wrote {rej_writer.rows} rejected examples to {rejected}")
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Run folder (default: runs/<recipe name>).")
+@click.option("--workers", "-j", type=int, help="Processes (overrides the recipe).")
+@click.option("--force", is_flag=True, help="Recompute every step instead of reusing.")
+def run(recipe, out, workers, force):
+    """Validate and run a YAML recipe; reuse finished steps; write a manifest.
+
+    \b
+    curate run recipes/quickstart.yaml
+    curate run my-recipe.yaml --out runs/try2 --force
+    """
+    from curate.recipe import RecipeRun
+
+    runner = RecipeRun(recipe, out, workers=workers, force=force, progress=_progress(),
+                       log=click.echo)
+    manifest = runner.run()
+    click.echo(f"done in {manifest['total_seconds']:.1f}s; manifest: "
+               f"{runner.out / 'manifest.json'}")
+
+
+@cli.command()
+@click.argument("scores")
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+@click.option("--id-column", default="id", show_default=True)
+def sql(scores, query, fmt, id_column):
+    """Run SQL over score tables: one view per scorer plus `scores`, their join.
+
+    DuckDB runs with external access disabled: the query sees the score tables only.
+
+    \b
+    curate sql scores/ "SELECT gopher_quality_reason, count(*) FROM scores GROUP BY 1"
+    curate sql scores/ "SELECT id FROM scores WHERE minhash_duplicate" --format csv
+    """
+    from curate.scores import join_scores, load_scores
+    from curate.sql import query as run_query
+
+    tables = load_scores(scores)
+    result = run_query(tables, query, join_scores(tables, id_column))
+    if fmt == "csv":
+        import pyarrow.csv as pcsv
+
+        sink = __import__("io").BytesIO()
+        pcsv.write_csv(result, sink)
+        click.echo(sink.getvalue().decode(), nl=False)
+    elif fmt == "json":
+        import json
+
+        for row in result.to_pylist():
+            click.echo(json.dumps(row, ensure_ascii=False, default=str))
+    else:
+        click.echo(result.to_pandas().to_string(index=False, max_rows=200))
+
+
+DEFAULT_INSPECT = ("gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality",
+                   "exact_dup", "langid")
+
+
+@cli.command()
+@click.argument("data")
+@click.option("--scores", "score_paths", multiple=True,
+              help="Existing score tables (files or folders); default: score now.")
+@click.option("--scorer", "-s", "scorers", multiple=True,
+              help=f"Scorers to run when no --scores (default: {', '.join(DEFAULT_INSPECT)}).")
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False),
+              help="Folder for card.md and its plots.")
+@click.option("--workers", "-j", default=1, show_default=True)
+@data_options
+def inspect(data, score_paths, scorers, output, workers, id_column, text_column, max_doc_bytes):
+    """Write a dataset quality card: size, duplicates, languages, keep rates, scores.
+
+    \b
+    curate inspect docs.jsonl.gz -o card/
+    curate inspect docs.jsonl.gz --scores runs/quickstart/scores -o card/
+    """
+    import pyarrow.compute as pc
+
+    from curate.card import write_quality_card
+    from curate.executor import LocalExecutor, score_source
+    from curate.io import Source
+    from curate.registry import make_scorer, parse_spec
+    from curate.scores import join_scores, load_scores
+
+    source = Source(data, id_column=id_column, max_doc_bytes=max_doc_bytes,
+                    required_columns=(text_column,))
+    if score_paths:
+        tables = load_scores(score_paths)
+    else:
+        built = [make_scorer(*parse_spec(s)) for s in (scorers or DEFAULT_INSPECT)]
+        for s in built:
+            s.text_column = text_column
+        tables = score_source(built, source, executor=LocalExecutor(workers),
+                              progress=_progress())
+    lengths = pc.utf8_length(pc.fill_null(
+        source.read_all([text_column]).column(text_column), "")).combine_chunks()
+    card = write_quality_card(join_scores(tables, id_column), output, title=f"Quality card: "
+                              f"{data}", text_lengths=lengths,
+                              source_info={**source.describe(),
+                                           "fingerprint": source.fingerprint()})
+    click.echo(f"wrote {card}")
+
+
+@cli.group()
+def fasttext():
+    """Train fastText quality classifiers."""
+
+
+@fasttext.command(name="train")
+@click.option("--positive", "-p", required=True, help="Dataset of high-quality examples.")
+@click.option("--negative", "-n", required=True, help="Dataset of low-quality examples.")
+@click.option("--output", "-o", required=True, help="Model file (.bin).")
+@click.option("--epoch", default=5, show_default=True)
+@click.option("--lr", default=0.1, show_default=True)
+@click.option("--word-ngrams", default=2, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@data_options
+def fasttext_train(positive, negative, output, epoch, lr, word_ngrams, seed, id_column,
+                   text_column, max_doc_bytes):
+    """Train a quality classifier (label hq vs lq) and save it as a fastText .bin.
+
+    \b
+    curate fasttext train -p good.jsonl -n bad.jsonl -o quality.bin
+    curate score docs.jsonl -s fasttext_quality:model=quality.bin -o scores/
+    """
+    from curate.io import Source
+    from scorers.fasttext_quality import FastTextQuality
+
+    def texts(spec):
+        table = Source(spec, id_column=id_column, max_doc_bytes=max_doc_bytes,
+                       required_columns=(text_column,), check_unique_ids=False).read_all(
+            [text_column])
+        return ["" if t is None else t for t in table.column(text_column).to_pylist()]
+
+    model = FastTextQuality().fit(texts(positive), texts(negative), epoch=epoch, lr=lr,
+                                  word_ngrams=word_ngrams, seed=seed)
+    model.save(output)
+    click.echo(f"wrote {Path(output)}")
+
+
+def main(argv=None):
+    """Entry point: user errors become one line on stderr and exit status 2."""
+    try:
+        cli.main(args=argv, prog_name="curate", standalone_mode=False)
+    except CurateError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except FileNotFoundError as exc:
+        click.echo(f"error: {exc.filename}: no such file or folder", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,125 @@
+"""Executors run scorers over a source's batches.
+
+An executor only knows how to map a picklable function over Arrow batches and
+hand the results back in order (:meth:`Executor.map_batches`); everything about
+scoring lives in :func:`score_source`. A Ray executor therefore needs only its own
+``map_batches`` (e.g. over Ray Data blocks) and touches no scorer.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Callable, Iterable, Iterator
+
+import pyarrow as pa
+
+from curate.errors import CurateError
+from curate.io import DEFAULT_BATCH_SIZE, Source
+from curate.scoring import Scorer
+
+
+class Executor:
+    """Maps a function over batches, yielding results in input order."""
+
+    def map_batches(self, fn: Callable, batches: Iterable, *, setup: Callable | None = None,
+                    setup_args: tuple = ()) -> Iterator:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class LocalExecutor(Executor):
+    """Runs in this process (``workers=1``) or in a pool of processes.
+
+    Args:
+        workers: processes to use; 1 runs in-process, 0 or None means one per CPU.
+        max_in_flight: batches queued per worker; bounds memory whatever the corpus size.
+    """
+
+    def __init__(self, workers: int | None = 1, max_in_flight: int = 2):
+        self.workers = workers or os.cpu_count() or 1
+        self.max_in_flight = max_in_flight
+
+    def map_batches(self, fn, batches, *, setup=None, setup_args=()):
+        if self.workers == 1:
+            if setup is not None:
+                setup(*setup_args)
+            for batch in batches:
+                yield fn(batch)
+            return
+        from concurrent.futures import ProcessPoolExecutor
+
+        pending: collections.deque = collections.deque()
+        limit = self.workers * self.max_in_flight
+        with ProcessPoolExecutor(self.workers, initializer=setup, initargs=setup_args) as pool:
+            for batch in batches:
+                pending.append(pool.submit(fn, batch))
+                if len(pending) >= limit:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+
+# Scorers installed in each worker process once, not shipped with every batch.
+_WORKER_SCORERS: list[Scorer] = []
+
+
+def _install_scorers(scorers: list[Scorer]) -> None:
+    _WORKER_SCORERS[:] = scorers
+
+
+def _score_one_batch(batch: pa.Table) -> tuple[int, list[pa.Table]]:
+    outputs = []
+    for scorer in _WORKER_SCORERS:
+        out = scorer.score_batch(batch)
+        if out.num_rows != batch.num_rows:
+            raise RuntimeError(f"scorer {scorer.name!r} returned {out.num_rows} rows for a batch "
+                               f"of {batch.num_rows}")
+        outputs.append(out)
+    return batch.num_rows, outputs
+
+
+def score_source(scorers: list[Scorer], source: Source, *, executor: Executor | None = None,
+                 batch_size: int | None = None, progress: bool = False) -> dict[str, pa.Table]:
+    """Run scorers over every batch of ``source``; return one score table per scorer.
+
+    Each table has the source's id column first, then the scorer's columns, one row
+    per example in source order (after the scorer's ``finalize``). The data is read
+    once for all scorers.
+    """
+    executor = executor or LocalExecutor()
+    names = [s.name for s in scorers]
+    if len(set(names)) != len(names):
+        raise CurateError(f"a scorer is listed twice: {', '.join(names)}")
+    columns = sorted({c for s in scorers for c in s.columns_needed()})
+    source.required_columns = tuple(dict.fromkeys([*source.required_columns, *columns]))
+    size = batch_size or min(s.batch_size for s in scorers) or DEFAULT_BATCH_SIZE
+
+    ids: list[pa.ChunkedArray] = []
+
+    def batches():
+        for batch in source.iter_batches(size, columns):
+            ids.append(batch.column(source.id_column))
+            yield batch.select(columns)
+
+    parts: list[list[pa.Table]] = [[] for _ in scorers]
+    bar = _progress(progress, "scoring")
+    for rows, outputs in executor.map_batches(_score_one_batch, batches(),
+                                              setup=_install_scorers, setup_args=(scorers,)):
+        for part, out in zip(parts, outputs):
+            part.append(out)
+        bar.update(rows)
+    bar.close()
+
+    id_column = pa.chunked_array([c for chunk in ids for c in chunk.chunks])
+    tables = {}
+    for scorer, part in zip(scorers, parts):
+        table = pa.concat_tables(part, promote_options="permissive").combine_chunks()
+        table = table.add_column(0, source.id_column, id_column)
+        tables[scorer.name] = scorer.finalize(table)
+    return tables
+
+
+def _progress(enabled: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(desc=desc, unit=" docs", disable=not enabled, leave=False, dynamic_ncols=True)

@@ -1,0 +1,88 @@
+"""Exact duplicates: documents whose normalised text hashes to the same 64-bit value."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import numpy as np
+import pyarrow as pa
+import xxhash
+
+from curate.errors import CurateError
+from curate.scoring import Scorer
+from scorers.dedup.clusters import cluster_columns, replace_columns, representatives
+
+_SPACES = re.compile(r"\s+")
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
+def _whitespace(text: str) -> str:
+    return _SPACES.sub(" ", text).strip()
+
+
+def _lower(text: str) -> str:
+    return _SPACES.sub(" ", text.lower()).strip()
+
+
+def _alnum(text: str) -> str:
+    return _NOT_ALNUM.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
+
+
+#: Text normalisations applied before hashing, by name.
+NORMALIZATIONS = {
+    "none": lambda text: text,
+    "whitespace": _whitespace,
+    "lower": _lower,
+    "alnum": _alnum,
+}
+
+
+class ExactDup(Scorer):
+    """Cluster documents whose normalised texts are identical.
+
+    Each text is normalised, encoded as UTF-8 and hashed with xxh3-64; documents
+    with equal hashes form a cluster whose representative (kept) is the first in
+    dataset order.
+
+    Args:
+        normalize: what counts as "the same text" (default ``"lower"``):
+
+            * ``"none"``: byte-identical texts only;
+            * ``"whitespace"``: runs of whitespace collapsed to one space, ends stripped;
+            * ``"lower"``: lowercased, then as ``"whitespace"``;
+            * ``"alnum"``: Unicode NFKC, lowercased, and every run of characters that
+              are not letters or digits (punctuation, symbols, whitespace, ``_``)
+              replaced by one space, so ``"Hello, World!"`` equals ``"hello world"``.
+        text_column: the column holding the text.
+
+    Output of ``finalize`` (one row per document, in dataset order, after the id):
+        ``exact_dup_cluster`` (int64, row position of the representative),
+        ``exact_dup_cluster_size`` (int64), ``exact_dup_duplicate`` (bool, True for
+        every member but the representative) and ``exact_dup_hash`` (uint64).
+    """
+
+    name = "exact_dup"
+    batch_size = 10_000
+
+    def __init__(self, normalize: str = "lower", text_column: str = "text"):
+        if normalize not in NORMALIZATIONS:
+            raise CurateError(f"unknown normalize {normalize!r} for exact_dup; "
+                              f"choose one of {', '.join(NORMALIZATIONS)}")
+        self.normalize = normalize
+        self.text_column = text_column
+
+    def score_batch(self, batch: pa.Table) -> pa.Table:
+        """``exact_dup_hash`` (uint64) of each document's normalised text."""
+        norm = NORMALIZATIONS[self.normalize]
+        hashes = [xxhash.xxh3_64_intdigest(norm(t).encode("utf-8", "surrogatepass"))
+                  for t in self.texts(batch)]
+        return pa.table({self.col("hash"): pa.array(hashes, pa.uint64())})
+
+    def finalize(self, scores: pa.Table) -> pa.Table:
+        """Cluster equal hashes; the first document of each cluster is kept."""
+        hashes = scores.column(self.col("hash"))
+        reps = representatives(np.asarray(hashes.to_numpy(), dtype=np.uint64))
+        columns = cluster_columns(self.name, reps)
+        columns[self.col("hash")] = hashes
+        return replace_columns(scores, [self.col("hash")], columns)

@@ -1,0 +1,230 @@
+"""A fastText quality classifier: the probability that a text belongs to a chosen label.
+
+The DCLM recipe: a supervised fastText model with word bigrams, trained on
+high-quality reference text (``__label__hq``) against ordinary web text
+(``__label__lq`` here; DCLM's released classifier calls it ``__label__cc``). The
+score column is ``fasttext_quality_<label>``: the probability fastText gives that
+label, exactly as ``model.predict(texts, k=-1)`` reports it. fastText adds 1e-5 to
+every probability before taking logs, so a confident prediction can read 1.00001;
+the value is kept as is so that thresholds published for fastText classifiers
+carry over unchanged.
+
+Text is normalised to one line (``"\\n"`` becomes a space) for training and
+scoring; fastText treats every other ASCII whitespace character as a word separator
+already, so this matches DCLM's ``" ".join(text.splitlines())``.
+
+Models persist only as fastText ``.bin`` files. A scorer pickles (for executors) as
+the path of its ``.bin``, or, when it was fitted and not saved, as the ``.bin``
+bytes; the worker loads the model lazily on its first batch.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curate.errors import CurateError
+from curate.scoring import FittedScorer
+
+POSITIVE_LABEL = "hq"
+NEGATIVE_LABEL = "lq"
+
+
+def one_line(text: str) -> str:
+    """``text`` with newlines replaced by spaces (fastText reads one example per line)."""
+    return text.replace("\n", " ")
+
+
+class FastTextQuality(FittedScorer):
+    """Score texts with a supervised fastText classifier.
+
+    Parameters
+    ----------
+    model:
+        Path of a fastText ``.bin`` (any supervised model, e.g. DCLM's classifier),
+        or None for a scorer that will be fitted.
+    label:
+        The label whose probability is scored, with or without fastText's label
+        prefix (``"hq"`` or ``"__label__hq"``). Default: ``"hq"`` when the model has
+        it, otherwise the model's first label (its most frequent training label).
+    text_column:
+        Column holding the text.
+
+    Output: one float32 column ``fasttext_quality_<label>`` in [0, 1.00001].
+    """
+
+    name = "fasttext_quality"
+    batch_size = 1000
+
+    def __init__(self, model: str | os.PathLike | None = None, label: str | None = None,
+                 text_column: str = "text"):
+        self.model = None if model is None else os.fspath(model)
+        self.label = label
+        self.text_column = text_column
+        self._path = None if model is None else os.path.abspath(self.model)
+        self._bin: bytes | None = None  # .bin bytes of a fitted, unsaved model
+        self._ft = None
+
+    # -- model access -------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path, label: str | None = None, text_column: str = "text") -> FastTextQuality:
+        """Load a fastText ``.bin``; checks the file and the label now, not on first batch."""
+        scorer = cls(model=path, label=label, text_column=text_column)
+        scorer.scored_label()
+        return scorer
+
+    def _model(self):
+        if self._ft is None:
+            if self._path is not None:
+                self._ft = _load_bin(self._path)
+            elif self._bin is not None:
+                self._ft = _load_bytes(self._bin)
+            else:
+                raise CurateError("fasttext_quality has no model: pass model=PATH.bin or fit it")
+        return self._ft
+
+    def labels(self) -> list[str]:
+        """The model's labels without fastText's prefix, most frequent first."""
+        ft = self._model()
+        prefix = ft.f.getArgs().label
+        return [lab[len(prefix):] if lab.startswith(prefix) else lab for lab in ft.labels]
+
+    def scored_label(self) -> str:
+        """The label whose probability is scored (without prefix)."""
+        labels = self.labels()
+        if self.label is None:
+            return POSITIVE_LABEL if POSITIVE_LABEL in labels else labels[0]
+        prefix = self._model().f.getArgs().label
+        wanted = self.label[len(prefix):] if self.label.startswith(prefix) else self.label
+        if wanted not in labels:
+            raise CurateError(f"fastText model has no label {self.label!r}; "
+                              f"its labels are: {', '.join(labels)}")
+        return wanted
+
+    def column(self) -> str:
+        """The output column name, ``fasttext_quality_<label>`` in snake_case."""
+        return self.col(re.sub(r"\W+", "_", self.scored_label().lower()).strip("_"))
+
+    # -- fit / save ---------------------------------------------------------------
+
+    def fit(self, positive: Iterable[str], negative: Iterable[str], *, epoch: int = 5,
+            lr: float = 0.1, word_ngrams: int = 2, dim: int = 100, bucket: int = 200_000,
+            min_count: int = 1, seed: int = 0, threads: int = 1) -> FastTextQuality:
+        """Train on texts labelled ``hq`` (``positive``) and ``lq`` (``negative``).
+
+        Empty and None texts are skipped. Training lines are shuffled with
+        ``random.Random(seed)``. With ``threads=1`` (the default) the same texts and
+        seed give the same model; more threads train faster but not reproducibly.
+        ``bucket`` (hashed n-gram rows) defaults to 200k rather than fastText's 2M so
+        that a model with ``dim=100`` is ~80 MB, not ~800 MB; raise it for large
+        training sets. The other defaults are fastText's supervised defaults, with
+        word bigrams as in DCLM. Returns self, now scoring ``fasttext_quality_hq``.
+        """
+        import fasttext
+
+        lines = _training_lines(positive, POSITIVE_LABEL) + _training_lines(negative,
+                                                                             NEGATIVE_LABEL)
+        counts = {lab: sum(line.startswith(f"__label__{lab} ") for line in lines)
+                  for lab in (POSITIVE_LABEL, NEGATIVE_LABEL)}
+        if min(counts.values()) == 0:
+            raise CurateError(f"fasttext_quality.fit needs non-empty positive and negative "
+                              f"texts; got {counts[POSITIVE_LABEL]} positive and "
+                              f"{counts[NEGATIVE_LABEL]} negative")
+        random.Random(seed).shuffle(lines)
+        with tempfile.TemporaryDirectory(prefix="curate-fasttext-") as tmp:
+            train_file = Path(tmp) / "train.txt"
+            train_file.write_text("".join(lines), encoding="utf-8")
+            try:
+                self._ft = fasttext.train_supervised(
+                    input=str(train_file), epoch=epoch, lr=lr, wordNgrams=word_ngrams, dim=dim,
+                    bucket=bucket, minCount=min_count, seed=seed, thread=threads, verbose=0)
+            except RuntimeError as exc:
+                raise CurateError(f"fastText training failed ({exc}); with tiny or highly "
+                                  f"repetitive training sets try a lower lr") from None
+        self.model, self._path, self._bin = None, None, None
+        self.label = POSITIVE_LABEL
+        return self
+
+    def save(self, path) -> None:
+        """Write the model as a fastText ``.bin`` (atomically); the scorer then refers to it."""
+        path = os.fspath(path)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        try:
+            self._model().save_model(tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        self.model, self._path, self._bin = path, os.path.abspath(path), None
+
+    # -- scoring ------------------------------------------------------------------
+
+    def score_batch(self, batch: pa.Table) -> pa.Table:
+        """One float32 column, one row per input row; null text scores as empty text."""
+        ft = self._model()
+        target = ft.f.getArgs().label + self.scored_label()
+        column = pc.fill_null(batch.column(self.text_column), "")
+        texts = pc.replace_substring(column, "\n", " ").to_pylist()
+        labels, probs = ft.predict(texts, k=-1)  # one C++ call for the whole batch
+        scores = [p[lab.index(target)] for lab, p in zip(labels, probs, strict=True)]
+        return pa.table({self.column(): pa.array(np.asarray(scores, dtype=np.float32))})
+
+    # -- pickling -----------------------------------------------------------------
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_ft"] = None
+        if self._path is None and self._bin is None and self._ft is not None:
+            self._bin = state["_bin"] = _model_bytes(self._ft)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+
+def _training_lines(texts: Iterable[str], label: str) -> list[str]:
+    if isinstance(texts, str):
+        raise CurateError("fasttext_quality.fit expects an iterable of texts, not one string")
+    return [f"__label__{label} {one_line(t)}\n" for t in texts if t and not t.isspace()]
+
+
+def _load_bin(path: str):
+    import fasttext
+
+    if not os.path.isfile(path):
+        raise CurateError(f"fastText model not found: {path}")
+    try:
+        return fasttext.load_model(path)
+    except ValueError as exc:
+        raise CurateError(f"cannot load fastText model {path}: {exc}") from None
+
+
+def _load_bytes(data: bytes):
+    import fasttext
+
+    fd, tmp = tempfile.mkstemp(suffix=".bin", prefix="curate-fasttext-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return fasttext.load_model(tmp)  # fastText reads the whole file; it can go now
+    finally:
+        os.remove(tmp)
+
+
+def _model_bytes(ft) -> bytes:
+    fd, tmp = tempfile.mkstemp(suffix=".bin", prefix="curate-fasttext-")
+    os.close(fd)
+    try:
+        ft.save_model(tmp)
+        return Path(tmp).read_bytes()
+    finally:
+        os.remove(tmp)

@@ -1,0 +1,536 @@
+"""A fast English word tokenizer and sentence counter that reproduce DataTrove's decisions.
+
+DataTrove 0.10.1 tokenizes English with ``spacy.blank("en")`` plus the ``sentencizer``
+component, then strips every token and drops whitespace-only ones. This module
+re-implements the same algorithm without importing spaCy:
+
+* the text is cut into whitespace-separated *chunks* (``str.split()`` uses the same
+  ``isspace`` test as spaCy), and each chunk is tokenized with spaCy's English rules:
+  special cases (contractions, abbreviations, emoticons), prefixes, suffixes, URLs and
+  infixes, applied in spaCy's order;
+* a chunk's tokens are cached, so a word seen before costs one dictionary lookup and a
+  whole document is tokenized by C-level ``map``/``chain`` over its chunks;
+* sentences are counted like the sentencizer: a new sentence starts at the first token
+  that is not punctuation after a token that is exactly a sentence-final character.
+
+Not reproduced: spaCy's phrase matcher that re-merges special cases split across
+whitespace (``": )"`` becomes ``":)"`` in spaCy), and its exact Unicode letter tables
+outside the ranges listed below. Both are rare in English text.
+
+``PUNCTUATION_SET`` and ``TERMINAL_PUNCTUATION`` are DataTrove's character sets, shared
+by the rule-set scorers.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from itertools import chain
+
+# ---------------------------------------------------------------------------------------
+# DataTrove's punctuation sets (datatrove/utils/text.py)
+# ---------------------------------------------------------------------------------------
+
+#: Sentence-final characters of many scripts (DataTrove's TERMINAL_PUNCTUATION).
+TERMINAL_PUNCTUATION = frozenset(
+    "᪩？⁈𑩂．꩞𑅃﹗𑂾\u1b7d፧𑅂꡶꘎⁉࠾᪨𑊩𑱂᱿𖩮᥅\U00011f43\U00011f44﹒𑈹𑈸።܂؞꛳\U00010f88𑗍𐩖𑙂\u061d꩟᠉"
+    "\u1b7e𑗗᰼𑻸؟𑪜꧉𑗉𐽙𖫵𖬷܀꓿᜵𑗏𑁇𑗓𑥄៖𑥆𑗑𑗒꯫۔𐩗\U00010f86꡷\u2e54｡៕߹⸮.𑇅࠹𛲟꫰꤯𐽗᭞𑜼፨𑃁"
+    "꣏𑇟𖬸𑪛𑜾࠷𝪈?𑃀𑗃！։꣎॥𑗖᭛᠃!၊𖺘⁇𑗌𑑋𖭄᭟𑅁𑙁⸼꩝𑗋。꧈꫱𑜽𐽖𑂿᙮។꛷\U00010f89៚᥄𑗕𑗎᪪᭚࠽𑇞"
+    "𑗊𐽘\u2e53𑗔𖩯𑇍𑻷𐽕𑩃।𑗂𑇆𑁈။᱾𑱁꘏܁᜶‼𑈻‽᪫﹖𑑌𑈼\U00010f87𑗐៙᰻"
+)
+_ASCII_AND_CJK_PUNCTUATION = (
+    "!/—”:％１〈&(、━\\【#%「」，】；+^]~“《„';’{|∶´[=-`*．（–？！：$～«〉,><》)?）。…@_.\"}►»"
+)
+_CONTROL_CHARACTERS = "".join(
+    chr(x) for lo, hi in ((0, 9), (11, 13), (13, 32), (127, 160)) for x in range(lo, hi)
+)
+#: A token made only of these characters is a "symbol" token (DataTrove's PUNCTUATION_SET).
+PUNCTUATION_SET = frozenset(_ASCII_AND_CJK_PUNCTUATION + _CONTROL_CHARACTERS) | TERMINAL_PUNCTUATION
+
+#: Characters the spaCy sentencizer treats as sentence-final (its default ``punct_chars``).
+SENTENCE_FINAL = frozenset(
+    "!.?։؟۔܀܁܂߹।॥၊။።፧፨᙮᜵᜶᠃᠉᥄᥅᪨᪩᪪᪫᭚᭛᭞᭟᰻᰼᱾᱿‼‽⁇⁈⁉⸮⸼꓿꘎꘏꛳꛷꡶꡷꣎꣏꤯꧈꧉꩝꩞꩟꫰꫱꯫﹒﹖﹗！．？"
+    "𐩖𐩗𑁇𑁈𑂾𑂿𑃀𑃁𑅁𑅂𑅃𑇅𑇆𑇍𑇞𑇟𑈸𑈹𑈻𑈼𑊩𑑋𑑌𑗂𑗃𑗉𑗊𑗋𑗌𑗍𑗎𑗏𑗐𑗑𑗒𑗓𑗔𑗕𑗖𑗗𑙁𑙂𑜼𑜽𑜾𑩂𑩃𑪛𑪜𑱁𑱂𖩮𖩯𖫵𖬷𖬸𖭄𛲟𝪈｡。"
+)
+
+# ---------------------------------------------------------------------------------------
+# Character classes (spaCy's lang/char_classes.py, as code-point ranges)
+# ---------------------------------------------------------------------------------------
+
+_LATIN_RANGES = (
+    "A-Za-z\uFF21-\uFF3A\uFF41-\uFF5A\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u00FF\u0100-\u017F"
+    "\u0180-\u01BF\u01C4-\u024F\u2C60-\u2C7B\u2C7E\u2C7F\uA722-\uA76F\uA771-\uA787"
+    "\uA78B-\uA78E\uA790-\uA7B9\uA7FA\uAB30-\uAB5A\uAB60-\uAB64\u0250-\u02AF\u1D00-\u1D25"
+    "\u1D6B-\u1D77\u1D79-\u1D9A\u1E00-\u1EFF"
+)
+_CYRILLIC_GREEK_LOWER = "ёа-яәөүҗңһα-ωάέίόώήύіїєґѓѕјљњќѐѝ"
+_CYRILLIC_GREEK_UPPER = "ЁА-ЯӘӨҮҖҢҺΑ-ΩΆΈΊΌΏΉΎІЇЄҐЃЅЈЉЊЌЀЍ"
+_UNCASED = (
+    "\u1200-\u137F\u0980-\u09FF\u0591-\u05F4\uFB1D-\uFB4F"
+    "\u0620-\u064A\u066E-\u06D5\u06E5-\u06FF\u0750-\u077F\u08A0-\u08BD"
+    "\uFB50-\uFBB1\uFBD3-\uFD3D\uFD50-\uFDC7\uFDF0-\uFDFB\uFE70-\uFEFC\U0001EE00-\U0001EEBB"
+    "\u0D80-\u0DFF\u0900-\u097F\u0C80-\u0CFF\u0B80-\u0BFF\u0C00-\u0C7F"
+    "\uAC00-\uD7AF\u1100-\u11FF\u3040-\u309F\u30A0-\u30FFー"
+    "\u4E00-\u62FF\u6300-\u77FF\u7800-\u8CFF\u8D00-\u9FFF\u3400-\u4DBF"
+    "\U00020000-\U000215FF\U00021600-\U000230FF\U00023100-\U000245FF"
+    "\U00024600-\U000260FF\U00026100-\U000275FF\U00027600-\U000290FF"
+    "\U00029100-\U0002A6DF\U0002A700-\U0002B73F\U0002B740-\U0002B81F"
+    "\U0002B820-\U0002CEAF\U0002CEB0-\U0002EBEF\u2E80-\u2EFF\u2F00-\u2FDF"
+    "\u2FF0-\u2FFF\u3000-\u303F\u31C0-\u31EF\u3200-\u32FF\u3300-\u33FF"
+    "\uF900-\uFAFF\uFE30-\uFE4F\U0001F200-\U0001F2FF\U0002F800-\U0002FA1F"
+)
+
+
+def _expand(ranges: str) -> list[str]:
+    """The characters of a regex-style class body such as ``"a-z\\u00e0"``."""
+    out, i = [], 0
+    while i < len(ranges):
+        if i + 2 < len(ranges) and ranges[i + 1] == "-":
+            out.extend(chr(c) for c in range(ord(ranges[i]), ord(ranges[i + 2]) + 1))
+            i += 3
+        else:
+            out.append(ranges[i])
+            i += 1
+    return out
+
+
+def _latin_case(pred) -> str:
+    """Latin letters whose case matches ``pred``; spaCy lists them one by one."""
+    return "".join(re.escape(c) for c in _expand(_LATIN_RANGES) if pred(c))
+
+
+_ALPHA = _LATIN_RANGES + _CYRILLIC_GREEK_LOWER + _CYRILLIC_GREEK_UPPER + _UNCASED
+_ALPHA_LOWER = _latin_case(str.islower) + _CYRILLIC_GREEK_LOWER + _UNCASED
+_ALPHA_UPPER = _latin_case(str.isupper) + _CYRILLIC_GREEK_UPPER + _UNCASED
+
+# Dingbats, arrows, emoji and other "So" symbols that spaCy splits off as icons.
+_ICONS = (
+    "\u00A6\u00A9\u00AE\u00B0\u0482\u058D\u058E\u060E\u060F\u06DE\u06E9\u06FD\u06FE\u07F6\u09FA"
+    "\u0B70\u0BF3-\u0BF8\u0BFA\u0C7F\u0D4F\u0D79\u0F01-\u0F03\u0F13\u0F15-\u0F17\u0F1A-\u0F1F"
+    "\u0F34\u0F36\u0F38\u0FBE-\u0FC5\u0FC7-\u0FCC\u0FCE\u0FCF\u0FD5-\u0FD8\u109E\u109F"
+    "\u1390-\u1399\u1940\u19DE-\u19FF\u1B61-\u1B6A\u1B74-\u1B7C\u2100\u2101\u2103-\u2106\u2108"
+    "\u2109\u2114\u2116\u2117\u211E-\u2123\u2125\u2127\u2129\u212E\u213A\u213B\u214A\u214C"
+    "\u214D\u214F\u218A\u218B\u2195-\u2199\u219C-\u219F\u21A1\u21A2\u21A4\u21A5\u21A7-\u21AD"
+    "\u21AF-\u21CD\u21D0\u21D1\u21D3\u21D5-\u21F3\u2300-\u2307\u230C-\u231F\u2322-\u2328"
+    "\u232B-\u237B\u237D-\u239A\u23B4-\u23DB\u23E2-\u2426\u2440-\u244A\u249C-\u24E9"
+    "\u2500-\u25B6\u25B8-\u25C0\u25C2-\u25F7\u2600-\u266E\u2670-\u2767\u2794-\u27BF"
+    "\u2800-\u28FF\u2B00-\u2B2F\u2B45\u2B46\u2B4D-\u2B73\u2B76-\u2B95\u2B98-\u2BC8"
+    "\u2BCA-\u2BFE\u2CE5-\u2CEA\u2E80-\u2E99\u2E9B-\u2EF3\u2F00-\u2FD5\u2FF0-\u2FFB\u3004"
+    "\u3012\u3013\u3020\u3036\u3037\u303E\u303F\u3190\u3191\u3196-\u319F\u31C0-\u31E3"
+    "\u3200-\u321E\u322A-\u3247\u3250\u3260-\u327F\u328A-\u32B0\u32C0-\u32FE\u3300-\u33FF"
+    "\u4DC0-\u4DFF\uA490-\uA4C6\uA828-\uA82B\uA836\uA837\uA839\uAA77-\uAA79\uFDFD\uFFE4"
+    "\uFFE8\uFFED\uFFEE\uFFFC\uFFFD\U00010137-\U0001013F\U00010179-\U00010189"
+    "\U0001018C-\U0001018E\U00010190-\U0001019B\U000101A0\U000101D0-\U000101FC\U00010877"
+    "\U00010878\U00010AC8\U0001173F\U00016B3C-\U00016B3F\U00016B45\U0001BC9C"
+    "\U0001D000-\U0001D0F5\U0001D100-\U0001D126\U0001D129-\U0001D164\U0001D16A-\U0001D16C"
+    "\U0001D183\U0001D184\U0001D18C-\U0001D1A9\U0001D1AE-\U0001D1E8\U0001D200-\U0001D241"
+    "\U0001D245\U0001D300-\U0001D356\U0001D800-\U0001D9FF\U0001DA37-\U0001DA3A"
+    "\U0001DA6D-\U0001DA74\U0001DA76-\U0001DA83\U0001DA85\U0001DA86\U0001ECAC"
+    "\U0001F000-\U0001F02B\U0001F030-\U0001F093\U0001F0A0-\U0001F0AE\U0001F0B1-\U0001F0BF"
+    "\U0001F0C1-\U0001F0CF\U0001F0D1-\U0001F0F5\U0001F110-\U0001F16B\U0001F170-\U0001F1AC"
+    "\U0001F1E6-\U0001F202\U0001F210-\U0001F23B\U0001F240-\U0001F248\U0001F250\U0001F251"
+    "\U0001F260-\U0001F265\U0001F300-\U0001F3FA\U0001F400-\U0001F6D4\U0001F6E0-\U0001F6EC"
+    "\U0001F6F0-\U0001F6F9\U0001F700-\U0001F773\U0001F780-\U0001F7D8\U0001F800-\U0001F80B"
+    "\U0001F810-\U0001F847\U0001F850-\U0001F859\U0001F860-\U0001F887\U0001F890-\U0001F8AD"
+    "\U0001F900-\U0001F90B\U0001F910-\U0001F93E\U0001F940-\U0001F970\U0001F973-\U0001F976"
+    "\U0001F97A\U0001F97C-\U0001F9A2\U0001F9B0-\U0001F9B9\U0001F9C0-\U0001F9C2"
+    "\U0001F9D0-\U0001F9FF\U0001FA60-\U0001FA6D"
+)
+
+# Regex pieces, in spaCy's order (order matters: the first matching alternative wins).
+_PUNCT = r"… …… , : ; \! \? ¿ ؟ ¡ \( \) \[ \] \{ \} < > _ # \* & 。 ？ ！ ， 、 ； ： ～ · । ، ۔ ؛ ٪".split()
+_QUOTES = r"\' \" ” “ ` ‘ ´ ’ ‚ , „ » « 「 」 『 』 （ ） 〔 〕 【 】 《 》 〈 〉 〈 〉 ⟦ ⟧".split()
+_CURRENCY = (r"\$ £ € ¥ ฿ US\$ C\$ A\$ ₽ ﷼ ₴ ₠ ₡ ₢ ₣ ₤ ₥ ₦ ₧ ₨ ₩ ₪ ₫ € ₭ ₮ ₯ ₰ "
+             r"₱ ₲ ₳ ₴ ₵ ₶ ₷ ₸ ₹ ₺ ₻ ₼ ₽ ₾ ₿").split()
+_UNITS = (
+    "km km² km³ m m² m³ dm dm² dm³ cm cm² cm³ mm mm² mm³ ha µm nm yd in ft "
+    "kg g mg µg t lb oz m/s km/h kmh mph hPa Pa mbar mb MB kb KB gb GB tb "
+    "TB T G M K % км км² км³ м м² м³ дм дм² дм³ см см² см³ мм мм² мм³ нм "
+    "кг г мг м/с км/ч кПа Па мбар Кб КБ кб Мб МБ мб Гб ГБ гб Тб ТБ тб"
+    "كم كم² كم³ م م² م³ سم سم² سم³ مم مم² مم³ كم غرام جرام جم كغ ملغ كوب اكواب"
+).split()
+_HYPHENS = "-|–|—|--|---|——|~"
+_ELLIPSES = [r"\.\.+", "…"]
+_ICON = f"[{_ICONS}]"
+_CONCAT_QUOTES = "".join(_QUOTES)
+
+_PREFIXES = (["§", "%", "=", "—", "–", r"\+(?![0-9])"] + _PUNCT + _ELLIPSES + _QUOTES
+             + _CURRENCY + [_ICON])
+_SUFFIXES = _PUNCT + _ELLIPSES + _QUOTES + [_ICON] + ["'s", "'S", "’s", "’S", "—", "–"] + [
+    r"(?<=[0-9])\+",
+    r"(?<=°[FfCcKk])\.",
+    r"(?<=[0-9])(?:{})".format("|".join(_CURRENCY)),
+    r"(?<=[0-9])(?:{})".format("|".join(_UNITS)),
+    # spaCy interpolates its "|"-joined punctuation and "(?:quotes)" inside this class.
+    r"(?<=[0-9{}%²\-\+{}(?:{})])\.".format(_ALPHA_LOWER, "|".join(_PUNCT), _CONCAT_QUOTES),
+    r"(?<=[{0}][{0}])\.".format(_ALPHA_UPPER),
+]
+_INFIXES = _ELLIPSES + [_ICON] + [
+    r"(?<=[0-9])[+\-\*^](?=[0-9-])",
+    r"(?<=[{}{}])\.(?=[{}{}])".format(_ALPHA_LOWER, _CONCAT_QUOTES, _ALPHA_UPPER, _CONCAT_QUOTES),
+    r"(?<=[{0}]),(?=[{0}])".format(_ALPHA),
+    r"(?<=[{0}0-9])(?:{1})(?=[{0}])".format(_ALPHA, _HYPHENS),
+    r"(?<=[{0}0-9])[:<>=/](?=[{0}])".format(_ALPHA),
+]
+
+_PREFIX_RE = re.compile("|".join("^" + p for p in _PREFIXES))
+_SUFFIX_RE = re.compile("|".join(p + "$" for p in _SUFFIXES))
+_INFIX_RE = re.compile("|".join(_INFIXES))
+# spaCy's URL_MATCH (from Diego Perini's URL regex, with spaCy's modifications).
+_URL_RE = re.compile(
+    r"^(?:(?:[\w\+\-\.]{2,})://)?(?:\S+(?::\S*)?@)?(?:"
+    r"(?!(?:10|127)(?:\.\d{1,3}){3})(?!(?:169\.254|192\.168)(?:\.\d{1,3}){2})"
+    r"(?!172\.(?:1[6-9]|2\d|3[0-1])(?:\.\d{1,3}){2})"
+    r"(?:[1-9]\d?|1\d\d|2[01]\d|22[0-3])(?:\.(?:1?\d{1,2}|2[0-4]\d|25[0-5])){2}"
+    r"(?:\.(?:[1-9]\d?|1\d\d|2[0-4]\d|25[0-4]))"
+    r"|(?:(?:[A-Za-z0-9\u00a1-\uffff][A-Za-z0-9\u00a1-\uffff_-]{0,62})?[A-Za-z0-9\u00a1-\uffff]\.)+"
+    r"(?:[" + _ALPHA_LOWER + r"]{2,63}))(?::\d{2,5})?(?:[/?#]\S*)?$"
+)
+
+# ---------------------------------------------------------------------------------------
+# Special cases (spaCy's English tokenizer exceptions): chunk -> its tokens
+# ---------------------------------------------------------------------------------------
+
+_EMOTICONS = r"""
+:) :-) :)) :-)) :))) :-))) (: (-: =) (= :] :-] [: [-: [= =] :o) (o: :} :-} 8) 8-) (-8 ;) ;-)
+(; (-; :( :-( :(( :-(( :((( :-((( ): )-: =( >:( :') :'-) :'( :'-( :/ :-/ =/ =| :| :-| ]= =[
+:1 :P :-P :p :-p :O :-O :o :-o :0 :-0 :() >:o :* :-* :3 :-3 =3 :> :-> :X :-X :x :-x :D :-D ;D
+;-D =D xD XD xDD XDD 8D 8-D ^_^ ^__^ ^___^ >.< >.> <.< ._. ;_; -_- -__- v.v V.V v_v V_V o_o
+o_O O_o O_O 0_o o_0 0_0 o.O O.o O.O o.o 0.0 o.0 0.o @_@ <3 <33 <333 </3 (^_^) (-_-) (._.)
+(>_<) (*_*) (¬_¬) ಠ_ಠ ಠ︵ಠ (ಠ_ಠ) ¯\(ツ)/¯ (╯°□°）╯︵┻━┻ ><(((*>
+""".split()
+
+_SINGLE_TOKENS = [
+    "'", '\\")', "<space>", "''", "C++", "\\t", "\\n", "\u2014", "ä.", "ö.", "ü.",
+    *(f"{c}." for c in "abcdefghijklmnopqrstuvwxyz"),
+    "'S", "'s", "\u2018S", "\u2018s", "and/or", "w/o", "'re", "'Cause", "'cause", "'cos", "'Cos",
+    "'coz", "'Coz", "'cuz", "'Cuz", "'bout", "ma'am", "Ma'am", "o'clock", "O'clock",
+    "lovin'", "Lovin'", "lovin", "Lovin", "havin'", "Havin'", "havin", "Havin",
+    "doin'", "Doin'", "doin", "Doin", "goin'", "Goin'", "goin", "Goin",
+    "Mt.", "Ak.", "Ala.", "Apr.", "Ariz.", "Ark.", "Aug.", "Calif.", "Colo.", "Conn.", "Dec.",
+    "Del.", "Feb.", "Fla.", "Ga.", "Ia.", "Id.", "Ill.", "Ind.", "Jan.", "Jul.", "Jun.", "Kan.",
+    "Kans.", "Ky.", "La.", "Mar.", "Mass.", "Mich.", "Minn.", "Miss.", "N.C.", "N.D.", "N.H.",
+    "N.J.", "N.M.", "N.Y.", "Neb.", "Nebr.", "Nev.", "Nov.", "Oct.", "Okla.", "Ore.", "Pa.",
+    "S.C.", "Sep.", "Sept.", "Tenn.", "Va.", "Wash.", "Wis.",
+    "'d", "a.m.", "Adm.", "Bros.", "co.", "Co.", "Corp.", "D.C.", "Dr.", "e.g.", "E.g.", "E.G.",
+    "Gen.", "Gov.", "i.e.", "I.e.", "I.E.", "Inc.", "Jr.", "Ltd.", "Md.", "Messrs.", "Mo.",
+    "Mont.", "Mr.", "Mrs.", "Ms.", "p.m.", "Ph.D.", "Prof.", "Rep.", "Rev.", "Sen.", "St.",
+    "vs.", "v.s.",
+    "em", "'em", "ll", "'ll", "nuff", "'nuff",
+    *_EMOTICONS,
+]
+# Strings the contraction rules would produce but spaCy removes again (real words).
+_NOT_CONTRACTIONS = {"Ill", "ill", "Its", "its", "Hell", "hell", "Shell", "shell", "Shed", "shed",
+                     "were", "Were", "Well", "well", "Whore", "whore"}
+# Contraction endings: written form -> its tokens.
+_ENDINGS = {e: tuple(p) for e, p in {
+    "'m": ["'m"], "m": ["m"], "'ma": ["'m", "a"], "ma": ["m", "a"],
+    "'ll": ["'ll"], "ll": ["ll"], "'ll've": ["'ll", "'ve"], "llve": ["ll", "ve"],
+    "'d": ["'d"], "d": ["d"], "'d've": ["'d", "'ve"], "dve": ["d", "ve"],
+    "'ve": ["'ve"], "ve": ["ve"], "'re": ["'re"], "re": ["re"], "'s": ["'s"], "s": ["s"],
+    "n't": ["n't"], "nt": ["nt"], "n't've": ["n't", "'ve"], "ntve": ["nt", "ve"],
+}.items()}
+_WILL_WOULD = ("'ll", "ll", "'ll've", "llve", "'d", "d", "'d've", "dve")
+_CONTRACTION_GROUPS = [
+    (["i"], ("'m", "m", "'ma", "ma")),
+    (["i", "you", "he", "she", "it", "we", "they"], _WILL_WOULD),
+    (["i", "you", "we", "they"], ("'ve", "ve")),
+    (["you", "we", "they"], ("'re", "re")),
+    (["he", "she", "it"], ("'s", "s")),
+    (["who", "what", "when", "where", "why", "how", "there", "that", "this"], ("'s",)),
+    (["who", "what", "when", "where", "why", "how", "there", "that", "this", "these", "those"],
+     _WILL_WOULD),
+    (["who", "what", "when", "where", "why", "how", "there", "these", "those"],
+     ("'re", "re", "'ve", "ve")),
+    (["ca", "could", "do", "does", "did", "had", "may", "might", "must", "need", "ought", "sha",
+      "should", "wo", "would"], ("n't", "nt", "n't've", "ntve")),
+    (["could", "might", "must", "should", "would"], ("'ve", "ve")),
+    (["ai", "are", "is", "was", "were", "have", "has", "dare"], ("n't", "nt")),
+]
+_OTHER_SPLITS = {
+    "y'all": ("y'", "all"), "yall": ("y", "all"), "how'd'y": ("how", "'d", "'y"),
+    "How'd'y": ("How", "'d", "'y"), "not've": ("not", "'ve"), "notve": ("not", "ve"),
+    "Not've": ("Not", "'ve"), "Notve": ("Not", "ve"), "cannot": ("can", "not"),
+    "Cannot": ("Can", "not"), "gonna": ("gon", "na"), "Gonna": ("Gon", "na"),
+    "gotta": ("got", "ta"), "Gotta": ("Got", "ta"), "let's": ("let", "'s"),
+    "Let's": ("Let", "'s"), "c'mon": ("c'm", "on"), "C'mon": ("C'm", "on"),
+}
+
+
+def _special_cases() -> dict[str, tuple[str, ...]]:
+    """Every special-case chunk and its tokens, typographic apostrophes included."""
+    cases: dict[str, tuple[str, ...]] = {t: (t,) for t in _SINGLE_TOKENS}
+    for unit in "cfkCFK":
+        cases[f"°{unit}."] = ("°", unit, ".")
+    for words, endings in _CONTRACTION_GROUPS:
+        for word in words:
+            for base in (word, word.title()):
+                for ending in endings:
+                    cases[base + ending] = (base, *_ENDINGS[ending])
+    for word in ("nothin", "nuthin", "ol", "somethin"):
+        for base in (word, word.title()):
+            cases[base] = (base,)
+            cases[base + "'"] = (base + "'",)
+    for hour in range(1, 13):
+        for period in ("a.m.", "am", "p.m.", "pm"):
+            cases[f"{hour}{period}"] = (str(hour), period)
+    cases.update(_OTHER_SPLITS)
+    for word in _NOT_CONTRACTIONS:
+        cases.pop(word, None)
+    for chunk, tokens in list(cases.items()):
+        if "'" in chunk:
+            cases[chunk.replace("'", "’")] = tuple(t.replace("'", "’") for t in tokens)
+    return cases
+
+
+SPECIAL_CASES = _special_cases()
+
+# ---------------------------------------------------------------------------------------
+# Chunk tokenizer (spaCy's affix algorithm)
+# ---------------------------------------------------------------------------------------
+
+
+def _prefix_len(s: str) -> int:
+    m = _PREFIX_RE.search(s)
+    return m.end() - m.start() if m else 0
+
+
+def _suffix_len(s: str) -> int:
+    m = _SUFFIX_RE.search(s)
+    return m.end() - m.start() if m else 0
+
+
+def _split_affixes(s: str, specials: dict) -> tuple[list[str], str, list[str]]:
+    """Peel prefixes and suffixes off ``s`` until a special case or nothing is left."""
+    prefixes: list[str] = []
+    suffixes: list[str] = []
+    last = -1
+    while s and len(s) != last:
+        if s in specials:
+            break
+        last = len(s)
+        pre = _prefix_len(s)
+        if pre:
+            rest = s[pre:]
+            if rest and rest in specials:
+                prefixes.append(s[:pre])
+                s = rest
+                break
+        suf = _suffix_len(s[pre:])
+        if suf:
+            rest = s[:-suf]
+            if rest and rest in specials:
+                suffixes.append(s[-suf:])
+                s = rest
+                break
+        if pre and suf and pre + suf <= len(s):
+            prefixes.append(s[:pre])
+            suffixes.append(s[-suf:])
+            s = s[pre:-suf]
+        elif pre:
+            prefixes.append(s[:pre])
+            s = s[pre:]
+        elif suf:
+            suffixes.append(s[-suf:])
+            s = s[:-suf]
+    return prefixes, s, suffixes
+
+
+def _split_infixes(s: str) -> list[str]:
+    out, start = [], 0
+    for m in _INFIX_RE.finditer(s):
+        if m.start() == 0:
+            continue
+        if m.start() != start:
+            out.append(s[start:m.start()])
+        if m.start() != m.end():
+            out.append(s[m.start():m.end()])
+        start = m.end()
+    if s[start:]:
+        out.append(s[start:])
+    return out
+
+
+def _tokenize_chunk(chunk: str, specials: dict) -> list[str]:
+    """Tokens of one whitespace-free chunk, following spaCy's ``Tokenizer._tokenize``."""
+    if chunk in specials:
+        return list(specials[chunk])
+    prefixes, core, suffixes = _split_affixes(chunk, specials)
+    tokens = prefixes
+    if core:
+        if core in specials:
+            tokens.extend(specials[core])
+        elif _URL_RE.match(core):
+            tokens.append(core)
+        else:
+            tokens.extend(_split_infixes(core))
+    tokens.extend(reversed(suffixes))
+    return tokens
+
+
+def _affix_only_patterns() -> dict[tuple[str, ...], tuple[str, ...]]:
+    """Special cases that plain affix splitting would break apart (spaCy re-merges them)."""
+    patterns = {}
+    for chunk, tokens in SPECIAL_CASES.items():
+        plain = tuple(_tokenize_chunk(chunk, {}))
+        if len(plain) > 1 and plain != tokens:
+            patterns[plain] = tokens
+    return patterns
+
+
+_MERGE_PATTERNS = _affix_only_patterns()
+_MERGE_MAX = max(len(p) for p in _MERGE_PATTERNS)
+_MERGE_FIRST = {p[0] for p in _MERGE_PATTERNS}
+
+
+def _merge_specials(tokens: list[str]) -> list[str]:
+    """Re-merge special cases inside a chunk's tokens, longest match first like spaCy."""
+    matches = []
+    for i, tok in enumerate(tokens):
+        if tok in _MERGE_FIRST:
+            for n in range(2, min(_MERGE_MAX, len(tokens) - i) + 1):
+                if tuple(tokens[i:i + n]) in _MERGE_PATTERNS:
+                    matches.append((n, i))
+    if not matches:
+        return tokens
+    taken: set[int] = set()
+    chosen = []
+    for n, i in sorted(matches, key=lambda m: (-m[0], m[1])):
+        if i not in taken and i + n - 1 not in taken:
+            chosen.append((i, n))
+        taken.update(range(i, i + n))
+    out, pos = [], 0
+    for i, n in sorted(chosen):
+        out.extend(tokens[pos:i])
+        out.extend(_MERGE_PATTERNS[tuple(tokens[i:i + n])])
+        pos = i + n
+    out.extend(tokens[pos:])
+    return out
+
+
+def tokenize_chunk(chunk: str) -> tuple[str, ...]:
+    """spaCy-English tokens of a string without whitespace."""
+    tokens = _tokenize_chunk(chunk, SPECIAL_CASES)
+    if len(tokens) > 1:
+        tokens = _merge_specials(tokens)
+    return tuple(tokens)
+
+
+class _ChunkCache(dict):
+    """chunk -> tokens; computes on a miss and forgets everything when it grows too big."""
+
+    max_size = 1_000_000
+
+    def __missing__(self, chunk: str) -> tuple[str, ...]:
+        if len(self) >= self.max_size:
+            self.clear()
+        tokens = self[chunk] = tokenize_chunk(chunk)
+        return tokens
+
+
+_CHUNKS = _ChunkCache()
+chunk_tokens = _CHUNKS.__getitem__
+
+
+def words(text: str) -> list[str]:
+    """DataTrove's ``split_into_words(text, "en")``: spaCy tokens, whitespace dropped."""
+    return list(chain.from_iterable(map(chunk_tokens, text.split())))
+
+
+# ---------------------------------------------------------------------------------------
+# Shared per-text memo, so several scorers over the same batch tokenize each text once
+# ---------------------------------------------------------------------------------------
+
+
+class _TextMemo(dict):
+    """text -> its token list, for the most recent texts (bounded by total characters)."""
+
+    max_chars = 50_000_000
+
+    def __init__(self):
+        super().__init__()
+        self.chars = 0
+
+    def __missing__(self, text: str) -> list[str]:
+        tokens = words(text)
+        if self.chars + len(text) > self.max_chars:
+            self.clear()
+            self.chars = 0
+        self[text] = tokens
+        self.chars += len(text)
+        return tokens
+
+
+_MEMO = _TextMemo()
+
+
+def text_words(text: str) -> list[str]:
+    """Same as :func:`words`, remembered for recently seen texts (do not mutate the list)."""
+    return _MEMO[text]
+
+
+# ---------------------------------------------------------------------------------------
+# Sentences (spaCy's sentencizer)
+# ---------------------------------------------------------------------------------------
+
+
+def _is_punct(token: str) -> bool:
+    """spaCy's ``Token.is_punct``: every character is in a Unicode ``P*`` category."""
+    return all(unicodedata.category(c).startswith("P") for c in token)
+
+
+class _SentenceSteps(dict):
+    """chunk -> ((new_starts, seen_period) when entering without, (...) when entering after
+    a sentence-final token): the sentencizer's state machine run over the chunk's tokens."""
+
+    max_size = 1_000_000
+
+    def __missing__(self, chunk: str):
+        if len(self) >= self.max_size:
+            self.clear()
+        steps = []
+        for seen in (False, True):
+            starts = 0
+            for tok in chunk_tokens(chunk):
+                final = tok in SENTENCE_FINAL
+                if seen and not final and not _is_punct(tok):
+                    starts += 1
+                    seen = False
+                elif final:
+                    seen = True
+            steps.append((starts, seen))
+        result = self[chunk] = tuple(steps)
+        return result
+
+
+_STEPS = _SentenceSteps()
+# A whitespace run other than one plain space is a token of its own in spaCy.
+_SPACE_TOKEN_RE = re.compile(r"\s{2,}|[^\S ]")
+_WS_SPLIT_RE = re.compile(r"(\s+)")
+
+
+def count_sentences(text: str) -> int:
+    """Number of sentences spaCy's sentencizer finds in ``text``, counted like DataTrove's
+    ``len(split_into_sentences(text))`` (a text without tokens counts as one)."""
+    steps = _STEPS
+    starts, seen, any_token = 0, False, False
+    if _SPACE_TOKEN_RE.search(text) is None and not text[:1].isspace():
+        pieces = text.split()
+    else:
+        pieces = _WS_SPLIT_RE.split(text)
+    for i, piece in enumerate(pieces):
+        if not piece:
+            continue
+        if piece[0].isspace():
+            if piece == " " and i > 0:  # one space after a word is that word's trailing space
+                continue
+            # a whitespace token is not punctuation: it starts a sentence after a period
+            any_token = True
+            if seen:
+                starts += 1
+                seen = False
+            continue
+        any_token = True
+        n, seen = steps[piece][seen]
+        starts += n
+    return starts + 1 if any_token else 1
