@@ -162,8 +162,8 @@ def apply(data, selection, output, rejected, everything, tag_as, tag_format, tra
 
     import pyarrow.parquet as pq
 
-    from curate.materialize import ApplyOptions, iter_apply
     from curate.io import Source, TableWriter
+    from curate.materialize import ApplyOptions, iter_apply
     from curate.registry import make_scorer
 
     try:

@@ -172,8 +172,10 @@ class Source:
     def _check_columns(self, table: pa.Table, where: str) -> None:
         missing = [c for c in self.required_columns if c not in table.column_names]
         if missing:
+            # The batch may hold only the requested columns: list every column there is.
+            _, first = next(self._raw_batches(1, None))
             raise CurateError(f"{where}: column {missing[0]!r} not found; columns are: "
-                              f"{', '.join(table.column_names)}")
+                              f"{', '.join(first.column_names)}")
 
     def _with_ids(self, table: pa.Table, position: int, where: str) -> pa.Table:
         if self.ids_assigned:
@@ -407,8 +409,9 @@ class TableWriter:
         if self.format == "jsonl":
             gz = self.path.name.lower().endswith(".gz")
             # No name and mtime=0 keep gzip output byte-identical across runs.
-            raw = open(self._tmp, "wb")  # noqa: SIM115 - closed in __exit__
-            self._writer = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if gz else raw
+            raw = open(self._tmp, "wb")  # closed in __exit__
+            self._writer = (gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0)
+                            if gz else raw)
             self._raw = raw
         return self
 

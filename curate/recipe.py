@@ -97,8 +97,8 @@ class RecipeRun:
         self.source_args = {"id_column": src.get("id_column", "id"),
                             "max_doc_bytes": src.get("max_doc_bytes",
                                                      curate.io.DEFAULT_MAX_DOC_BYTES)}
-        self.source_spec = self._input_path(src["path"])
         self.produced: set[str] = set()
+        self.source_spec = self._input_path(src["path"])
 
     # -- paths -------------------------------------------------------------------
     def _input_path(self, spec: str) -> str:
@@ -268,8 +268,8 @@ class RecipeRun:
         return self._select(Tag(body["rules"], default=body.get("default")))
 
     def _step_apply(self, body, fingerprint, previous):
-        from curate.materialize import ApplyOptions, iter_apply
         from curate.io import TableWriter, write_table
+        from curate.materialize import ApplyOptions, iter_apply
 
         if self.selection is None:
             raise CurateError(f"{self.path}: an apply step needs a filter or tag step before it")

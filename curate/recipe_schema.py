@@ -115,9 +115,8 @@ def check_mapping(path: Path, mapping, schema: dict, what: str) -> None:
 
 def validate(path: Path, recipe: LineDict) -> None:
     """Check the whole recipe; raise a :class:`CurateError` naming the first problem."""
-    from curate.registry import SCORERS
-
     import filters
+    from curate.registry import SCORERS
 
     check_mapping(path, recipe, TOP, "recipe")
     if isinstance(recipe["source"], dict):

@@ -1,0 +1,89 @@
+"""Recipes: validation before running, reuse on re-run, manifest, determinism."""
+
+import json
+
+import pytest
+
+from curate.errors import CurateError
+from curate.recipe import run_recipe
+
+RECIPE = """\
+name: small
+source: docs.jsonl
+seed: 3
+steps:
+  - score:
+      scorers: [exact_dup, {name: minhash, ngram: 3}]
+  - filter: {rules: [exact_dup]}
+  - filter: {random: {fraction: 0.8}}
+  - tag:
+      rules:
+        - {when: "minhash_cluster_size > 1", tag: near_dup}
+  - apply:
+      kept: out/kept.jsonl.gz
+      rejected: out/rejected.parquet
+      tag_as: column
+"""
+
+
+@pytest.fixture
+def recipe(tmp_path, docs_file):
+    path = tmp_path / "small.yaml"
+    path.write_text(RECIPE)
+    return path
+
+
+def _outputs(run_dir):
+    return {p.relative_to(run_dir).as_posix(): p.read_bytes() for p in sorted(run_dir.rglob("*"))
+            if p.is_file() and p.name not in ("manifest.json", ".state.json")}
+
+
+def test_run_writes_outputs_and_manifest(recipe, tmp_path):
+    manifest = run_recipe(recipe, tmp_path / "run", log=lambda s: None)
+    steps = manifest["steps"]
+    assert [s["type"] for s in steps] == ["score", "filter", "filter", "tag", "apply"]
+    assert steps[1]["counts"]["dropped_by_reason"] == {"exact_dup:duplicate": 1}
+    final = steps[-1]["counts"]
+    assert final["kept"] + final["dropped"] == final["input"] == 12
+    assert steps[-1]["outputs"]["kept"]["rows"] == final["kept"]
+    assert manifest["seed"] == 3 and manifest["source"]["rows"] == 12
+    assert manifest["versions"]["duckdb"]
+    assert len(manifest["source"]["fingerprint"]) == 32
+    written = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert written["steps"][0]["computed"] == ["exact_dup", "minhash"]
+
+
+def test_rerun_reuses_and_is_byte_identical(recipe, tmp_path):
+    run_recipe(recipe, tmp_path / "a", log=lambda s: None)
+    first = _outputs(tmp_path / "a")
+    again = run_recipe(recipe, tmp_path / "a", log=lambda s: None)
+    assert again["steps"][0]["reused"] == ["exact_dup", "minhash"]
+    assert again["steps"][-1]["reused"] is True
+    assert _outputs(tmp_path / "a") == first
+    run_recipe(recipe, tmp_path / "b", log=lambda s: None)
+    assert _outputs(tmp_path / "b") == first
+
+
+def test_changed_step_is_recomputed(recipe, tmp_path):
+    run_recipe(recipe, tmp_path / "run", log=lambda s: None)
+    recipe.write_text(RECIPE.replace("ngram: 3", "ngram: 2"))
+    again = run_recipe(recipe, tmp_path / "run", log=lambda s: None)
+    assert again["steps"][0]["reused"] == ["exact_dup"]
+    assert again["steps"][0]["computed"] == ["minhash"]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("  - filter: {rules: [exact_dup]}", "  - filter: {rulez: [exact_dup]}"),
+     r"small.yaml:6: unknown key 'rulez' in step 2 \(filter\)"),
+    (("seed: 3", "seed: 3\nsead: 4"), r"small.yaml:4: unknown key 'sead' in recipe"),
+    (("seed: 3", "seed: three"), r"small.yaml:3: recipe.seed must be int"),
+    (("scorers: [exact_dup,", "scorers: [no_such,"), r"unknown scorer 'no_such'"),
+    (("tag_as: column", "tag_as: sideways"), r"small.yaml:15: .*tag_as must be 'column' or"),
+    (("  - apply:", "  - aply:"), r"small.yaml:13: unknown step type 'aply'"),
+    (("source: docs.jsonl", "source: [docs.jsonl"), r"small.yaml:\d+: invalid YAML"),
+])
+def test_bad_recipe_fails_before_running(recipe, tmp_path, edit, message):
+    recipe.write_text(RECIPE.replace(*edit))
+    with pytest.raises(CurateError, match=message):
+        run_recipe(recipe, tmp_path / "run", log=lambda s: None)
+    assert not (tmp_path / "run").exists()
