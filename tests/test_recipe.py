@@ -74,12 +74,12 @@ def test_changed_step_is_recomputed(recipe, tmp_path):
 
 @pytest.mark.parametrize("edit, message", [
     (("  - filter: {rules: [exact_dup]}", "  - filter: {rulez: [exact_dup]}"),
-     r"small.yaml:6: unknown key 'rulez' in step 2 \(filter\)"),
+     r"small.yaml:7: unknown key 'rulez' in step 2 \(filter\)"),
     (("seed: 3", "seed: 3\nsead: 4"), r"small.yaml:4: unknown key 'sead' in recipe"),
     (("seed: 3", "seed: three"), r"small.yaml:3: recipe.seed must be int"),
     (("scorers: [exact_dup,", "scorers: [no_such,"), r"unknown scorer 'no_such'"),
     (("tag_as: column", "tag_as: sideways"), r"small.yaml:15: .*tag_as must be 'column' or"),
-    (("  - apply:", "  - aply:"), r"small.yaml:13: unknown step type 'aply'"),
+    (("  - apply:", "  - aply:"), r"small.yaml:12: unknown step type 'aply'"),
     (("source: docs.jsonl", "source: [docs.jsonl"), r"small.yaml:\d+: invalid YAML"),
 ])
 def test_bad_recipe_fails_before_running(recipe, tmp_path, edit, message):

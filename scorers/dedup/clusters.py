@@ -22,17 +22,22 @@ def representatives(labels: np.ndarray) -> np.ndarray:
 
 
 def cluster_columns(name: str, reps: np.ndarray) -> dict[str, pa.Array]:
-    """``<name>_cluster``, ``<name>_cluster_size`` and ``<name>_duplicate`` from representatives.
+    """Keep/reason, cluster, cluster size and duplicate flag from representatives.
 
     The cluster id is the representative's 0-based row position in the scored
-    dataset; every row but the representative is a duplicate to drop.
+    dataset; every row but the representative is a duplicate to drop. Like a rule
+    set, the scorer writes ``<name>_keep`` and ``<name>_reason`` (``"duplicate"``),
+    so the ``rules`` filter and the quality card treat it like any other.
     """
     reps = np.asarray(reps, dtype=np.int64)
     sizes = np.bincount(reps, minlength=len(reps))[reps] if len(reps) else reps
+    duplicate = reps != np.arange(len(reps))
     return {
+        f"{name}_keep": pa.array(~duplicate, pa.bool_()),
+        f"{name}_reason": pa.array(np.where(duplicate, "duplicate", None).tolist(), pa.string()),
         f"{name}_cluster": pa.array(reps, pa.int64()),
         f"{name}_cluster_size": pa.array(sizes, pa.int64()),
-        f"{name}_duplicate": pa.array(reps != np.arange(len(reps)), pa.bool_()),
+        f"{name}_duplicate": pa.array(duplicate, pa.bool_()),
     }
 
 

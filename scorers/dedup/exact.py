@@ -75,7 +75,7 @@ class ExactDup(Scorer):
     def score_batch(self, batch: pa.Table) -> pa.Table:
         """``exact_dup_hash`` (uint64) of each document's normalised text."""
         norm = NORMALIZATIONS[self.normalize]
-        hashes = [xxhash.xxh3_64_intdigest(norm(t).encode("utf-8", "surrogatepass"))
+        hashes = [xxhash.xxh3_64_intdigest(norm(t).encode("utf-8"))
                   for t in self.texts(batch)]
         return pa.table({self.col("hash"): pa.array(hashes, pa.uint64())})
 

@@ -8,48 +8,50 @@ _K = np.uint64(0x9E3779B97F4A7C15)
 _PAIR_BLOCK = 1 << 16  # candidate pairs compared per block in ``estimated_jaccard``
 
 
-def band_keys(signatures: np.ndarray, bands: int) -> np.ndarray:
-    """One 64-bit key per band: equal keys mean equal rows in that band.
+def band_key(signatures: np.ndarray, band: int, bands: int) -> np.ndarray:
+    """One 64-bit key per row for one band: equal keys mean equal values in that band.
 
     Args:
         signatures: shape (N, bands * rows) uint32.
 
     Returns:
-        shape (N, bands) uint64.
+        shape (N,) uint64.
     """
-    n, p = signatures.shape
-    grouped = signatures.reshape(n, bands, p // bands).astype(np.uint64)
-    keys = np.zeros((n, bands), np.uint64)
-    for j in range(grouped.shape[2]):
-        keys *= _K
-        keys += grouped[:, :, j]
-    return keys
+    width = signatures.shape[1] // bands
+    key = np.zeros(len(signatures), np.uint64)
+    for column in range(band * width, (band + 1) * width):
+        key *= _K
+        key += signatures[:, column]
+    return key
 
 
-def candidate_pairs(keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Pairs of rows that share a band key.
+def candidate_pairs(signatures: np.ndarray, bands: int, rows: np.ndarray) -> np.ndarray:
+    """Pairs of the rows ``rows`` that share a band.
 
     Each row is paired with the first row (smallest position) of every bucket it
-    falls in, which connects each bucket without listing all its pairs.
+    falls in, which connects each bucket without listing all its pairs. Bands are
+    keyed one at a time so that memory stays at a few bytes per row.
 
     Args:
-        keys: shape (N, bands) uint64 band keys of the rows ``rows``.
-        rows: shape (N,) int64 positions of those rows, increasing.
+        signatures: shape (N, bands * rows_per_band) uint32.
+        bands: number of bands.
+        rows: shape (M,) int64 increasing positions of the rows to pair (non-empty texts).
 
     Returns:
         shape (C, 2) int64 unique pairs ``(first, other)`` with ``first < other``.
     """
+    if len(rows) == 0:
+        return np.zeros((0, 2), np.int64)
     pairs = []
-    for band in range(keys.shape[1]):
-        order = np.argsort(keys[:, band], kind="stable")
-        sorted_keys = keys[order, band]
+    for band in range(bands):
+        keys = band_key(signatures, band, bands)[rows]
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
         new_bucket = np.ones(len(order), bool)
         new_bucket[1:] = sorted_keys[1:] != sorted_keys[:-1]
         first = order[np.flatnonzero(new_bucket)][np.cumsum(new_bucket) - 1]
         member = ~new_bucket
         pairs.append(np.stack([rows[first[member]], rows[order[member]]], axis=1))
-    if not pairs or len(rows) == 0:
-        return np.zeros((0, 2), np.int64)
     # Deduplicate pairs found in several bands through one int64 code per pair.
     span = np.int64(rows[-1] + 1)
     both = np.concatenate(pairs)

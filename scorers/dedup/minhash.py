@@ -118,7 +118,7 @@ class MinHashDup(Scorer):
         sigs = values.to_numpy(zero_copy_only=False).reshape(n, self.num_perm)
         rows = np.flatnonzero(column.is_valid().to_numpy(zero_copy_only=False))
 
-        pairs = lsh.candidate_pairs(lsh.band_keys(sigs[rows], self.bands), rows)
+        pairs = lsh.candidate_pairs(sigs, self.bands, rows)
         if self.verify and len(pairs):
             similar = lsh.estimated_jaccard(sigs, pairs[:, 0], pairs[:, 1]) >= self.verify_cutoff
             pairs = pairs[similar]
