@@ -124,15 +124,17 @@ def deb_version(deb_dir: Path, package: str) -> str:
 # --------------------------------------------------------------------------- text helpers
 
 
-_BLOCK_TAGS = frozenset(
-    "address article aside blockquote br caption dd div dl dt figcaption figure footer "
-    "form h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section table tbody td tfoot "
-    "th thead title tr ul".split()
+# Tags that end a paragraph (blank line) and tags that only end a line.
+_PARA_TAGS = frozenset(
+    "address article aside blockquote dl figure footer form h1 h2 h3 h4 h5 h6 header hr "
+    "main nav ol p pre section table title ul".split()
 )
+_LINE_TAGS = frozenset("br caption dd div dt figcaption li tbody td tfoot th thead tr".split())
 
 
 class _HTMLText(HTMLParser):
-    """Collects the visible text of a page, one line per block element.
+    """Collects the visible text of a page: a blank line after paragraph-level blocks,
+    a line break after list items, cells and divs.
 
     Navigation, headers, footers and link lists are kept on purpose: they are the
     boilerplate the quality scorers must see. ``script`` and ``style`` are dropped
@@ -144,43 +146,41 @@ class _HTMLText(HTMLParser):
         self.parts: list[str] = []
         self._skip = 0
         self._pre = 0
-        self._at_line_start = True
+        self._trailing_newlines = 2  # the start of the page counts as a paragraph break
 
-    def _newline(self) -> None:
-        self.parts.append("\n")
-        self._at_line_start = True
+    def _break(self, tag: str) -> None:
+        wanted = 2 if tag in _PARA_TAGS else 1 if tag in _LINE_TAGS else 0
+        if wanted > self._trailing_newlines:
+            self.parts.append("\n" * (wanted - self._trailing_newlines))
+            self._trailing_newlines = wanted
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         if tag in ("script", "style"):
             self._skip += 1
-        elif tag == "pre":
-            self._pre += 1
-            self._newline()
-        elif tag in _BLOCK_TAGS:
-            self._newline()
+        else:
+            self._pre += tag == "pre"
+            self._break(tag)
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style"):
             self._skip = max(0, self._skip - 1)
-        elif tag == "pre":
-            self._pre = max(0, self._pre - 1)
-            self._newline()
-        elif tag in _BLOCK_TAGS:
-            self._newline()
+        else:
+            self._pre = max(0, self._pre - (tag == "pre"))
+            self._break(tag)
 
     def handle_data(self, data: str) -> None:
         if self._skip:
             return
-        if self._pre:
-            self.parts.append(data)
-            self._at_line_start = data.endswith("\n")
-            return
-        data = re.sub(r"\s+", " ", data)
-        if self._at_line_start:
-            data = data.lstrip()
+        if not self._pre:
+            data = re.sub(r"\s+", " ", data)
+            if self._trailing_newlines:
+                data = data.lstrip()
         if data:
             self.parts.append(data)
-            self._at_line_start = False
+            stripped = data.rstrip("\n")
+            self._trailing_newlines = (
+                len(data) - len(stripped) if stripped else (self._trailing_newlines + len(data))
+            )
 
 
 def html_to_text(html: str) -> str:
@@ -374,11 +374,11 @@ def code_sources(rng: random.Random) -> list[tuple[str, str, list[str]]]:
         if not skip.intersection(p.relative_to(stdlib).parts)
         and 200 < p.stat().st_size < MAX_DOC_CHARS
     )
-    py_docs = [p.read_text("utf-8", errors="replace") for p in _sample(rng, py_files, 300)]
+    py_docs = [p.read_text("utf-8", errors="replace") for p in sample_sorted(rng, py_files, 280)]
     headers = sorted(
         p for p in Path("/usr/include").rglob("*.h") if 200 < p.stat().st_size < MAX_DOC_CHARS
     )
-    h_docs = [p.read_text("utf-8", errors="replace") for p in _sample(rng, headers, 200)]
+    h_docs = [p.read_text("utf-8", errors="replace") for p in sample_sorted(rng, headers, 180)]
     return [
         ("python-src", PSF, py_docs),
         ("c-header", "various (see file header)", h_docs),
@@ -419,10 +419,10 @@ def short_text_sources(root: Path, rng: random.Random) -> list[tuple[str, str, l
         ]
 
     return [
-        ("fortunes-en", "BSD", _sample(rng, quotes(""), 2_000)),
-        ("fortunes-it", "PD", _sample(rng, quotes("it"), 400)),
-        ("fortunes-de", "GPL-2+", _sample(rng, quotes("de"), 300)),
-        ("fortunes-ru", "GPL-2", _sample(rng, quotes("ru"), 300)),
+        ("fortunes-en", "BSD", sample_sorted(rng, quotes(""), 2_000)),
+        ("fortunes-it", "PD", sample_sorted(rng, quotes("it"), 400)),
+        ("fortunes-de", "GPL-2+", sample_sorted(rng, quotes("de"), 300)),
+        ("fortunes-ru", "GPL-2", sample_sorted(rng, quotes("ru"), 300)),
         ("fortunes-art", "BSD", read_fortune_file(games / "ascii-art")),
         ("fortunes-art", "GPL-2+", read_fortune_file(games / "de/asciiart")),
         ("fortunes-art", "PD", read_fortune_file(games / "it/banner")),
@@ -432,12 +432,15 @@ def short_text_sources(root: Path, rng: random.Random) -> list[tuple[str, str, l
 _SPDX = re.compile(rb"SPDX-License-Identifier:\s*([\w.+-]+)")
 
 
-def man_page_license(path: Path, package: str) -> str:
-    """The SPDX identifier in a gzipped roff page, else a pointer to its package's terms."""
+def man_page_spdx(path: Path) -> str | None:
+    """The SPDX licence identifier in the head of a gzipped roff page, if it has one."""
     match = _SPDX.search(gzip.decompress(path.read_bytes())[:4_000])
-    if match:
-        return match.group(1).decode()
-    return f"see /usr/share/doc/{package}/copyright"
+    return match.group(1).decode() if match else None
+
+
+def man_page_license(path: Path, package: str) -> str:
+    """The page's SPDX identifier, else a pointer to its package's copyright file."""
+    return man_page_spdx(path) or f"see /usr/share/doc/{package}/copyright"
 
 
 def owning_packages(paths: list[Path]) -> dict[Path, str]:
@@ -484,7 +487,7 @@ def man_page_groups(rng: random.Random, count: int = 300) -> list[tuple[str, str
     ``count`` pages are sampled; pages that render to almost nothing (``.so`` stubs)
     are dropped, so slightly fewer documents may come out.
     """
-    pages = _sample(rng, english_man_pages(), count)
+    pages = sample_sorted(rng, english_man_pages(), count)
     owners = owning_packages(pages)
     groups = []
     for path in pages:
@@ -518,7 +521,7 @@ def repeat_variant(text: str, rng: random.Random) -> str:
     return "\n\n".join(paras + [paras[-1]] * rng.randint(3, 12)) + "\n"
 
 
-def _sample(rng: random.Random, items: list, k: int) -> list:
+def sample_sorted(rng: random.Random, items: list, k: int) -> list:
     """``k`` items chosen without replacement, kept in their original (sorted) order."""
     if k >= len(items):
         return list(items)
@@ -546,7 +549,7 @@ def collect_docs(root: Path, seed: int = DEFAULT_SEED) -> list[Doc]:
     ]
     docs += [
         Doc(f"synthetic-repeat-{i:04d}", repeat_variant(d.text, rng), "synthetic-repeat", d.license)
-        for i, d in enumerate(_sample(rng, donors, 300))
+        for i, d in enumerate(sample_sorted(rng, donors, 300))
     ]
     return docs
 
@@ -563,12 +566,12 @@ def _assign_ids(groups: list[tuple[str, str, list[str]]]) -> list[Doc]:
     return docs
 
 
-def write_jsonl_gz(docs: list[Doc], out: Path) -> None:
-    """Write ``docs`` as gzipped JSONL (mtime 0, so equal input gives equal bytes)."""
+def write_jsonl_gz(records: list[dict], out: Path) -> None:
+    """Write ``records`` as gzipped JSONL (no name, mtime 0: equal input gives equal bytes)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-        for doc in docs:
-            gz.write((json.dumps(asdict(doc), ensure_ascii=False) + "\n").encode("utf-8"))
+    with open(out, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
+        for record in records:
+            gz.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def summary(docs: list[Doc]) -> str:
@@ -605,7 +608,7 @@ def main(argv: list[str] | None = None) -> None:
 
     root = prepare_root(args.work)
     docs = collect_docs(root, args.seed)
-    write_jsonl_gz(docs, args.out)
+    write_jsonl_gz([asdict(d) for d in docs], args.out)
     print(summary(docs))
     print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes)")
 

@@ -27,6 +27,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 import curate
 from curate.errors import CurateError
@@ -173,6 +174,7 @@ class RecipeRun:
         except TypeError as exc:
             raise CurateError(f"{self.path}: fit {body['scorer']}: bad data or params: "
                               f"{exc}") from None
+        target.parent.mkdir(parents=True, exist_ok=True)
         scorer.save(target)
         return {"fingerprint": fingerprint, "reused": False, "outputs": [str(target)],
                 "params": params}
@@ -191,36 +193,33 @@ class RecipeRun:
         from curate.registry import parse_value
         from curate.scores import load_scores, read_metadata, save_scores
 
-        specs = []
-        for spec in body["scorers"]:
-            if isinstance(spec, str):
-                specs.append((spec, {}))
-            else:
-                params = {k: v for k, v in spec.items() if k != "name"}
-                if isinstance(params.get("model"), str):
-                    params["model"] = self._input_path(params["model"])
-                specs.append((spec["name"], {k: parse_value(v) if isinstance(v, str) and
-                                             k != "model" else v for k, v in params.items()}))
         todo, reused, outputs = [], [], {}
-        for name, params in specs:
-            model_fp = _file_hash(Path(params["model"])) if "model" in params else None
+        for spec in body["scorers"]:
+            name, params = (spec, {}) if isinstance(spec, str) else (
+                spec["name"], {k: parse_value(v) if isinstance(v, str) and k != "model" else v
+                               for k, v in spec.items() if k != "name"})
+            resolved = dict(params)
+            if isinstance(params.get("model"), str):
+                resolved["model"] = self._input_path(params["model"])
+            # The fingerprint and metadata hold the recipe's own parameters and the
+            # model's content hash, never run-folder paths, so runs compare byte for byte.
+            model_fp = _file_hash(Path(resolved["model"])) if "model" in resolved else None
             fp = _hash(self.source_fp, name, params, model_fp, curate.__version__)
             path = self.out / "scores" / f"{name}.parquet"
             outputs[name] = str(path)
             if not self.force and path.exists() and read_metadata(path).get("fingerprint") == fp:
                 reused.append(name)
-            else:
-                scorer = make_scorer(name, params)
-                scorer.text_column = self.text_column
-                todo.append((scorer, fp))
+                continue
+            scorer = make_scorer(name, resolved)
+            scorer.text_column = self.text_column
+            todo.append((scorer, {"fingerprint": fp, "scorer": name, "params": params,
+                                  "model_sha": model_fp, "source_fingerprint": self.source_fp}))
         if todo:
             source = self._source()
             tables = score_source([s for s, _ in todo], source,
                                   executor=LocalExecutor(self.workers),
                                   batch_size=self.batch_size, progress=self.progress)
-            meta = {s.name: {"fingerprint": fp, "scorer": s.name, "params": s.params(),
-                             "source_fingerprint": self.source_fp} for s, fp in todo}
-            save_scores(tables, self.out / "scores", meta)
+            save_scores(tables, self.out / "scores", {s.name: meta for s, meta in todo})
             self.scores.update(tables)
         for name in reused:
             self.scores.update(load_scores(self.out / "scores" / f"{name}.parquet"))
@@ -241,9 +240,12 @@ class RecipeRun:
         if self.selection is None:
             self.selection = new_selection(joined.column(self.source_args["id_column"]),
                                            self.source_args["id_column"])
+        before = self.selection
         self.selection = select(joined, [step], id_column=self.source_args["id_column"],
-                                start=self.selection)
-        return {"reused": False, "counts": counts(self.selection)}
+                                start=before)
+        newly = pc.and_(before.column("keep"), pc.invert(self.selection.column("keep")))
+        return {"reused": False, "dropped_here": counts(self.selection.filter(newly))[
+            "dropped_by_reason"], "counts": counts(self.selection)}
 
     def _step_filter(self, body, fingerprint, previous):
         import filters
@@ -319,6 +321,8 @@ def _summary(record: dict) -> str:
         bits.append(f"reused {', '.join(record['reused'])}")
     if record.get("computed"):
         bits.append(f"computed {', '.join(record['computed'])}")
+    if "dropped_here" in record:
+        bits.append(f"dropped {sum(record['dropped_here'].values())}")
     if c:
         bits.append(f"kept {c['kept']}/{c['input']}")
     bits.append(f"{record['seconds']:.1f}s")

@@ -66,10 +66,6 @@ def make_scorer(name: str, params: dict | None = None):
     cls = scorer_class(name)
     params = dict(params or {})
     try:
-        if "model" in params and hasattr(cls, "load") and name in ("fasttext_quality",
-                                                                   "perplexity"):
-            path = params.pop("model")
-            return cls.load(path, **params)
         return cls(**params)
     except TypeError as exc:
         raise CurateError(f"bad parameters for scorer {name!r}: {exc}") from None

@@ -36,6 +36,10 @@ from curate.scoring import FittedScorer
 
 POSITIVE_LABEL = "hq"
 NEGATIVE_LABEL = "lq"
+#: fastText 0.9.2 (fasttext-numpy2-wheel) sporadically aborts a training run with
+#: "Encountered NaN." (about 1 run in 10 on a 600-line training set, same inputs and
+#: seed), so fit tries again before giving up.
+TRAIN_ATTEMPTS = 3
 
 
 def one_line(text: str) -> str:
@@ -82,7 +86,8 @@ class FastTextQuality(FittedScorer):
         scorer.scored_label()
         return scorer
 
-    def _model(self):
+    def fasttext_model(self):
+        """The fastText model object, loaded on first use in this process."""
         if self._ft is None:
             if self._path is not None:
                 self._ft = _load_bin(self._path)
@@ -94,7 +99,7 @@ class FastTextQuality(FittedScorer):
 
     def labels(self) -> list[str]:
         """The model's labels without fastText's prefix, most frequent first."""
-        ft = self._model()
+        ft = self.fasttext_model()
         prefix = ft.f.getArgs().label
         return [lab[len(prefix):] if lab.startswith(prefix) else lab for lab in ft.labels]
 
@@ -103,7 +108,7 @@ class FastTextQuality(FittedScorer):
         labels = self.labels()
         if self.label is None:
             return POSITIVE_LABEL if POSITIVE_LABEL in labels else labels[0]
-        prefix = self._model().f.getArgs().label
+        prefix = self.fasttext_model().f.getArgs().label
         wanted = self.label[len(prefix):] if self.label.startswith(prefix) else self.label
         if wanted not in labels:
             raise CurateError(f"fastText model has no label {self.label!r}; "
@@ -122,8 +127,12 @@ class FastTextQuality(FittedScorer):
         """Train on texts labelled ``hq`` (``positive``) and ``lq`` (``negative``).
 
         Empty and None texts are skipped. Training lines are shuffled with
-        ``random.Random(seed)``. With ``threads=1`` (the default) the same texts and
-        seed give the same model; more threads train faster but not reproducibly.
+        ``random.Random(seed)`` and fastText gets ``seed``; ``threads=1`` (the
+        default) avoids Hogwild's thread races. Even so fastText training is not
+        bit-reproducible: repeated runs on the same file give slightly different
+        weights (measured here with this wheel; also reported in marin-community/marin
+        #177). The saved ``.bin`` is the reproducible artefact: scoring with a given
+        model is deterministic.
         ``bucket`` (hashed n-gram rows) defaults to 200k rather than fastText's 2M so
         that a model with ``dim=100`` is ~80 MB, not ~800 MB; raise it for large
         training sets. The other defaults are fastText's supervised defaults, with
@@ -143,13 +152,18 @@ class FastTextQuality(FittedScorer):
         with tempfile.TemporaryDirectory(prefix="curate-fasttext-") as tmp:
             train_file = Path(tmp) / "train.txt"
             train_file.write_text("".join(lines), encoding="utf-8")
-            try:
-                self._ft = fasttext.train_supervised(
-                    input=str(train_file), epoch=epoch, lr=lr, wordNgrams=word_ngrams, dim=dim,
-                    bucket=bucket, minCount=min_count, seed=seed, thread=threads, verbose=0)
-            except RuntimeError as exc:
-                raise CurateError(f"fastText training failed ({exc}); with tiny or highly "
-                                  f"repetitive training sets try a lower lr") from None
+            for attempt in range(1, TRAIN_ATTEMPTS + 1):
+                try:
+                    self._ft = fasttext.train_supervised(
+                        input=str(train_file), epoch=epoch, lr=lr, wordNgrams=word_ngrams,
+                        dim=dim, bucket=bucket, minCount=min_count, seed=seed, thread=threads,
+                        verbose=0)
+                    break
+                except RuntimeError as exc:
+                    if attempt == TRAIN_ATTEMPTS:
+                        raise CurateError(f"fastText training failed {attempt} times ({exc}); "
+                                          f"with tiny or repetitive training sets try a lower "
+                                          f"lr") from None
         self.model, self._path, self._bin = None, None, None
         self.label = POSITIVE_LABEL
         return self
@@ -159,7 +173,7 @@ class FastTextQuality(FittedScorer):
         path = os.fspath(path)
         tmp = f"{path}.tmp-{os.getpid()}"
         try:
-            self._model().save_model(tmp)
+            self.fasttext_model().save_model(tmp)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -170,7 +184,7 @@ class FastTextQuality(FittedScorer):
 
     def score_batch(self, batch: pa.Table) -> pa.Table:
         """One float32 column, one row per input row; null text scores as empty text."""
-        ft = self._model()
+        ft = self.fasttext_model()
         target = ft.f.getArgs().label + self.scored_label()
         column = pc.fill_null(batch.column(self.text_column), "")
         texts = pc.replace_substring(column, "\n", " ").to_pylist()

@@ -52,7 +52,8 @@ class LangID(Scorer):
     Parameters
     ----------
     languages:
-        Restrict the answer to these codes (e.g. ``["en", "de"]``); default: all 97.
+        Restrict the answer to these codes: a list (``["en", "de"]``) or, from the
+        command line, one string joined by ``+`` (``"en+de"``); default: all 97.
     max_chars:
         Only the first ``max_chars`` characters are classified (default 5000), so
         multi-MB documents cost the same as a page of text.
@@ -66,10 +67,12 @@ class LangID(Scorer):
     name = "langid"
     batch_size = 1000
 
-    def __init__(self, languages: list[str] | None = None, max_chars: int = 5000,
+    def __init__(self, languages: list[str] | str | None = None, max_chars: int = 5000,
                  text_column: str = "text"):
         if max_chars < 1:
             raise CurateError(f"langid max_chars must be positive, got {max_chars}")
+        if isinstance(languages, str):
+            languages = languages.split("+")
         self.languages = None if languages is None else list(languages)
         self.max_chars = max_chars
         self.text_column = text_column

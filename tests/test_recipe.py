@@ -43,6 +43,8 @@ def test_run_writes_outputs_and_manifest(recipe, tmp_path):
     steps = manifest["steps"]
     assert [s["type"] for s in steps] == ["score", "filter", "filter", "tag", "apply"]
     assert steps[1]["counts"]["dropped_by_reason"] == {"exact_dup:duplicate": 1}
+    assert steps[2]["dropped_here"] == {"not in random 0.8 (seed 3)": 2}  # 0.8 * 11 rounds to 9
+    assert "exact_dup:duplicate" in steps[2]["counts"]["dropped_by_reason"]
     final = steps[-1]["counts"]
     assert final["kept"] + final["dropped"] == final["input"] == 12
     assert steps[-1]["outputs"]["kept"]["rows"] == final["kept"]
