@@ -334,10 +334,10 @@ def _rule_sets(scores: pa.Table) -> list[str]:
 
 
 def _numeric_columns(scores: pa.Table) -> dict[str, np.ndarray]:
-    """Integer and float columns except ``id`` and ``*_cluster``, as float64 (nulls NaN)."""
+    """Integer and float columns except ids, cluster ids and hashes, as float64 (nulls NaN)."""
     out = {}
     for field in scores.schema:
-        if field.name == "id" or field.name.endswith("_cluster"):
+        if field.name == "id" or field.name.endswith(("_cluster", "_hash")):
             continue
         if pa.types.is_integer(field.type) or pa.types.is_floating(field.type):
             out[field.name] = _floats(scores.column(field.name))

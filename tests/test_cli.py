@@ -93,3 +93,13 @@ def test_help_lists_commands_with_examples():
     for command in ("score", "filter", "apply", "run", "sql", "inspect", "fasttext"):
         assert command in result.stdout
     assert "curate score docs.jsonl.gz -s gopher_quality" in curate("score", "--help").stdout
+
+
+def test_inspect_writes_a_quality_card(tmp_path, docs_file):
+    result = curate("inspect", docs_file, "-s", "exact_dup", "-s", "minhash:ngram=3", "-o",
+                    tmp_path / "card")
+    assert result.returncode == 0, result.stderr
+    card = (tmp_path / "card" / "card.md").read_text()
+    assert "Documents: 12" in card
+    assert "| `exact_dup` | 1 | 8.33% |" in card  # one duplicate of twelve
+    assert (tmp_path / "card" / "length_histogram.png").read_bytes()[:4] == b"\x89PNG"
