@@ -90,6 +90,14 @@ def score_source(scorers: list[Scorer], source: Source, *, executor: Executor | 
     names = [s.name for s in scorers]
     if len(set(names)) != len(names):
         raise CurateError(f"a scorer is listed twice: {', '.join(names)}")
+    whole = [s for s in scorers if s.needs_whole_dataset]
+    if whole:
+        tables = _score_whole(whole, source)
+        rest = [s for s in scorers if not s.needs_whole_dataset]
+        if rest:
+            tables.update(score_source(rest, source, executor=executor, batch_size=batch_size,
+                                       progress=progress))
+        return {name: tables[name] for name in names}
     columns = sorted({c for s in scorers for c in s.columns_needed()})
     source.required_columns = tuple(dict.fromkeys([*source.required_columns, *columns]))
     size = batch_size or min(s.batch_size for s in scorers) or DEFAULT_BATCH_SIZE
@@ -116,6 +124,22 @@ def score_source(scorers: list[Scorer], source: Source, *, executor: Executor | 
         table = pa.concat_tables(part, promote_options="permissive").combine_chunks()
         table = table.add_column(0, source.id_column, id_column)
         tables[scorer.name] = scorer.finalize(table)
+    return tables
+
+
+def _score_whole(scorers: list[Scorer], source: Source) -> dict[str, pa.Table]:
+    """Read the needed columns of every example once; score them all at once."""
+    columns = sorted({c for s in scorers for c in s.columns_needed()})
+    source.required_columns = tuple(dict.fromkeys([*source.required_columns, *columns]))
+    table = source.read_all(columns)
+    tables = {}
+    for scorer in scorers:
+        out = scorer.score_dataset(table.select(columns))
+        if out.num_rows != table.num_rows:
+            raise RuntimeError(f"scorer {scorer.name!r} returned {out.num_rows} rows for "
+                               f"{table.num_rows} examples")
+        out = out.add_column(0, source.id_column, table.column(source.id_column))
+        tables[scorer.name] = scorer.finalize(out)
     return tables
 
 

@@ -87,9 +87,13 @@ class Source:
     # -- resolving ---------------------------------------------------------------
     def _resolve_path(self, spec: str) -> None:
         if spec.startswith("builtin:"):
-            from curate.builtin import builtin_path
+            from curate.builtin import resolve
 
-            spec = str(builtin_path(spec[len("builtin:"):]))
+            found = resolve(spec[len("builtin:"):])
+            if isinstance(found, pa.Table):
+                self.in_memory = found
+                return
+            spec = str(found)
         path = Path(spec)
         if any(ch in spec for ch in "*?["):
             matches = sorted(Path(p) for p in globlib.glob(spec, recursive=True))

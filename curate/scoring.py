@@ -10,6 +10,11 @@ prefixed by the scorer's name (``gopher_quality_keep``, ``fasttext_quality_hq``)
 * A scorer that needs the whole corpus (deduplication) also overrides
   ``finalize``: the executor concatenates the per-batch outputs, adds the ``id``
   column, and hands that table to ``finalize`` once.
+* A scorer that must see the whole dataset at once in memory (training-dynamics
+  scores, which train models on it) sets ``needs_whole_dataset = True`` and
+  implements ``score_dataset(table)`` instead of ``score_batch``: the executor
+  reads the needed columns of every example once and calls it in this process
+  (it may use its own processes, e.g. one per seed).
 * A scorer that can rewrite text (C4's line removal) overrides ``transform``;
   ``apply`` calls it when the user asks for the rewritten text.
 """
@@ -34,6 +39,8 @@ class Scorer:
     text_column: str = "text"
     #: Preferred rows per batch for the executor.
     batch_size: int = 1000
+    #: True for scorers that implement ``score_dataset`` over all rows at once.
+    needs_whole_dataset: bool = False
 
     def columns_needed(self) -> list[str]:
         return [self.text_column if c == "text" else c for c in self.input_columns]
@@ -56,6 +63,13 @@ class Scorer:
         return ["" if t is None else t for t in batch.column(self.text_column).to_pylist()]
 
     def score_batch(self, batch: pa.Table) -> pa.Table:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def score_dataset(self, table: pa.Table) -> pa.Table:  # pragma: no cover - abstract
+        """Score every row of ``table`` at once (for ``needs_whole_dataset`` scorers).
+
+        Returns one row per input row, same order, without an id column.
+        """
         raise NotImplementedError
 
     def finalize(self, scores: pa.Table) -> pa.Table:
