@@ -47,21 +47,28 @@ def build_big_jsonl(corpus: Path, target: Path, size_bytes: int) -> int:
     return count
 
 
-def peak_tree_rss(cmd: list[str]) -> tuple[int, float, int]:
-    """Run ``cmd``; return (peak RSS of its process tree in bytes, seconds, exit code)."""
+def peak_tree_memory(cmd: list[str]) -> tuple[int, int, float, int]:
+    """Run ``cmd``; return (peak summed RSS, peak summed PSS of its process tree in bytes,
+    seconds, exit code).
+
+    Forked workers share pages with their parent; summed RSS counts shared pages once
+    per process (an overestimate), PSS splits them between the processes sharing them.
+    """
     start = time.perf_counter()
     proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = 0
+    peak_rss = peak_pss = 0
     while proc.poll() is None:
         try:
-            tree = [proc, *proc.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            tree = [p for p in (proc, *proc.children(recursive=True)) if p.is_running()]
+            infos = [p.memory_full_info() for p in tree]
+            peak_rss = max(peak_rss, sum(i.rss for i in infos))
+            peak_pss = max(peak_pss, sum(i.pss for i in infos))
         except psutil.Error:
             pass
         time.sleep(0.05)
     if proc.returncode:
         sys.stderr.write(proc.stderr.read().decode())
-    return peak, time.perf_counter() - start, proc.returncode
+    return peak_rss, peak_pss, time.perf_counter() - start, proc.returncode
 
 
 def main() -> None:
@@ -75,12 +82,13 @@ def main() -> None:
         docs = build_big_jsonl(Path(args.corpus), big, int(args.size_gb * 1e9))
         cmd = [sys.executable, "-m", "curate.cli", "score", str(big), "-o", f"{tmp}/scores",
                "-j", str(args.workers), *[a for r in RULES for a in ("-s", r)]]
-        peak, seconds, code = peak_tree_rss(cmd)
+        rss, pss, seconds, code = peak_tree_memory(cmd)
         result = {"file_bytes": big.stat().st_size, "documents": docs, "workers": args.workers,
-                  "scorers": RULES, "peak_rss_bytes": peak, "peak_rss_gb": round(peak / 1e9, 3),
-                  "seconds": round(seconds, 1), "docs_per_second": round(docs / seconds, 1),
-                  "exit_code": code, "target_peak_rss_gb": 1.5,
-                  "meets_target": code == 0 and peak < 1.5e9}
+                  "scorers": RULES, "peak_rss_sum_gb": round(rss / 1e9, 3),
+                  "peak_pss_sum_gb": round(pss / 1e9, 3), "seconds": round(seconds, 1),
+                  "docs_per_second": round(docs / seconds, 1), "exit_code": code,
+                  "target_peak_gb": 1.5,
+                  "meets_target_by_rss_sum": code == 0 and rss < 1.5e9}
     print(json.dumps(result, indent=2))
     write_result("memory", result)
 

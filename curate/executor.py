@@ -128,13 +128,18 @@ def score_source(scorers: list[Scorer], source: Source, *, executor: Executor | 
 
 
 def _score_whole(scorers: list[Scorer], source: Source) -> dict[str, pa.Table]:
-    """Read the needed columns of every example once; score them all at once."""
-    columns = sorted({c for s in scorers for c in s.columns_needed()})
-    source.required_columns = tuple(dict.fromkeys([*source.required_columns, *columns]))
+    """Read the needed columns of every example once; score them all at once.
+
+    A scorer whose ``columns_needed()`` is None sees every column.
+    """
+    wanted = [s.columns_needed() for s in scorers]
+    columns = None if any(w is None for w in wanted) else sorted({c for w in wanted for c in w})
+    if columns is not None:
+        source.required_columns = tuple(dict.fromkeys([*source.required_columns, *columns]))
     table = source.read_all(columns)
     tables = {}
-    for scorer in scorers:
-        out = scorer.score_dataset(table.select(columns))
+    for scorer, want in zip(scorers, wanted):
+        out = scorer.score_dataset(table if want is None else table.select(want))
         if out.num_rows != table.num_rows:
             raise RuntimeError(f"scorer {scorer.name!r} returned {out.num_rows} rows for "
                                f"{table.num_rows} examples")

@@ -138,7 +138,8 @@ _ICONS = (
 )
 
 # Regex pieces, in spaCy's order (order matters: the first matching alternative wins).
-_PUNCT = r"… …… , : ; \! \? ¿ ؟ ¡ \( \) \[ \] \{ \} < > _ # \* & 。 ？ ！ ， 、 ； ： ～ · । ، ۔ ؛ ٪".split()
+_PUNCT = (r"… …… , : ; \! \? ¿ ؟ ¡ \( \) \[ \] \{ \} < > _ # \* & "
+          r"。 ？ ！ ， 、 ； ： ～ · । ، ۔ ؛ ٪").split()
 _QUOTES = r"\' \" ” “ ` ‘ ´ ’ ‚ , „ » « 「 」 『 』 （ ） 〔 〕 【 】 《 》 〈 〉 〈 〉 ⟦ ⟧".split()
 _CURRENCY = (r"\$ £ € ¥ ฿ US\$ C\$ A\$ ₽ ﷼ ₴ ₠ ₡ ₢ ₣ ₤ ₥ ₦ ₧ ₨ ₩ ₪ ₫ € ₭ ₮ ₯ ₰ "
              r"₱ ₲ ₳ ₴ ₵ ₶ ₷ ₸ ₹ ₺ ₻ ₼ ₽ ₾ ₿").split()
@@ -154,28 +155,38 @@ _ELLIPSES = [r"\.\.+", "…"]
 _ICON = f"[{_ICONS}]"
 _CONCAT_QUOTES = "".join(_QUOTES)
 
+
+def _unescape(piece: str) -> str:
+    """The literal a regex piece such as ``US\\$`` stands for."""
+    return re.sub(r"\\(.)", r"\1", piece)
+
+
 _PREFIXES = (["§", "%", "=", "—", "–", r"\+(?![0-9])"] + _PUNCT + _ELLIPSES + _QUOTES
              + _CURRENCY + [_ICON])
-_SUFFIXES = _PUNCT + _ELLIPSES + _QUOTES + [_ICON] + ["'s", "'S", "’s", "’S", "—", "–"] + [
-    r"(?<=[0-9])\+",
-    r"(?<=°[FfCcKk])\.",
-    r"(?<=[0-9])(?:{})".format("|".join(_CURRENCY)),
-    r"(?<=[0-9])(?:{})".format("|".join(_UNITS)),
-    # spaCy interpolates its "|"-joined punctuation and "(?:quotes)" inside this class.
-    r"(?<=[0-9{}%²\-\+{}(?:{})])\.".format(_ALPHA_LOWER, "|".join(_PUNCT), _CONCAT_QUOTES),
-    r"(?<=[{0}][{0}])\.".format(_ALPHA_UPPER),
-]
+# Suffixes are matched at the end of a string, so the longest one that fits wins (spaCy
+# searches the alternatives with "$"). They are literals, literals after an ASCII digit
+# (currencies, units, "+"), icons, runs of dots, or a single "." after certain characters.
+_SUFFIX_LITERALS = frozenset(_unescape(p) for p in _PUNCT + ["…"] + _QUOTES
+                             + ["'s", "'S", "’s", "’S", "—", "–"])
+_SUFFIXES_AFTER_DIGIT = frozenset(_unescape(p) for p in _CURRENCY + _UNITS + ["+"])
+_SUFFIX_MAX = max(map(len, _SUFFIX_LITERALS | _SUFFIXES_AFTER_DIGIT))
+# spaCy interpolates its "|"-joined punctuation and "(?:quotes)" inside this class.
+_DOT_SUFFIX_AFTER = re.compile(
+    r"[0-9{}%²\-\+{}(?:{})]".format(_ALPHA_LOWER, "|".join(_PUNCT), _CONCAT_QUOTES))
+_UPPER = re.compile(f"[{_ALPHA_UPPER}]")
+_ICON_CHAR = re.compile(_ICON)
 _INFIXES = _ELLIPSES + [_ICON] + [
     r"(?<=[0-9])[+\-\*^](?=[0-9-])",
-    r"(?<=[{}{}])\.(?=[{}{}])".format(_ALPHA_LOWER, _CONCAT_QUOTES, _ALPHA_UPPER, _CONCAT_QUOTES),
-    r"(?<=[{0}]),(?=[{0}])".format(_ALPHA),
-    r"(?<=[{0}0-9])(?:{1})(?=[{0}])".format(_ALPHA, _HYPHENS),
-    r"(?<=[{0}0-9])[:<>=/](?=[{0}])".format(_ALPHA),
+    rf"(?<=[{_ALPHA_LOWER}{_CONCAT_QUOTES}])\.(?=[{_ALPHA_UPPER}{_CONCAT_QUOTES}])",
+    rf"(?<=[{_ALPHA}]),(?=[{_ALPHA}])",
+    rf"(?<=[{_ALPHA}0-9])(?:{_HYPHENS})(?=[{_ALPHA}])",
+    rf"(?<=[{_ALPHA}0-9])[:<>=/](?=[{_ALPHA}])",
 ]
 
 _PREFIX_RE = re.compile("|".join("^" + p for p in _PREFIXES))
-_SUFFIX_RE = re.compile("|".join(p + "$" for p in _SUFFIXES))
 _INFIX_RE = re.compile("|".join(_INFIXES))
+# Every infix contains one of these characters.
+_MAY_HAVE_INFIX = re.compile("[.…+\\-*^,–—~:<>=/]|" + _ICON).search
 # spaCy's URL_MATCH (from Diego Perini's URL regex, with spaCy's modifications).
 _URL_RE = re.compile(
     r"^(?:(?:[\w\+\-\.]{2,})://)?(?:\S+(?::\S*)?@)?(?:"
@@ -237,7 +248,7 @@ _CONTRACTION_GROUPS = [
     (["i", "you", "we", "they"], ("'ve", "ve")),
     (["you", "we", "they"], ("'re", "re")),
     (["he", "she", "it"], ("'s", "s")),
-    (["who", "what", "when", "where", "why", "how", "there", "that", "this"], ("'s",)),
+    (["who", "what", "when", "where", "why", "how", "there", "that", "this"], ("'s", "s")),
     (["who", "what", "when", "where", "why", "how", "there", "that", "this", "these", "those"],
      _WILL_WOULD),
     (["who", "what", "when", "where", "why", "how", "there", "these", "those"],
@@ -290,14 +301,41 @@ SPECIAL_CASES = _special_cases()
 # ---------------------------------------------------------------------------------------
 
 
+# Shortcuts that skip a regex when it cannot match. No prefix starts with a letter or digit
+# except the currencies US$, C$ and A$; a suffix ending in a letter or digit is either a
+# unit after an ASCII digit or 's after an apostrophe; every infix and URL has a character
+# that is not a letter or digit.
+_LETTER_PREFIXES = ("US$", "C$", "A$")
+_has_ascii_digit = re.compile("[0-9]").search
+
+
 def _prefix_len(s: str) -> int:
-    m = _PREFIX_RE.search(s)
-    return m.end() - m.start() if m else 0
+    if s[0].isalnum() and not s.startswith(_LETTER_PREFIXES):
+        return 0
+    m = _PREFIX_RE.match(s)
+    return m.end() if m else 0
 
 
 def _suffix_len(s: str) -> int:
-    m = _SUFFIX_RE.search(s)
-    return m.end() - m.start() if m else 0
+    n = len(s)
+    if not n or (s[-1].isalnum() and s[-2:-1] not in ("'", "’") and not _has_ascii_digit(s)):
+        return 0
+    if s[-1] == ".":
+        if n == 1:
+            return 0
+        if s[-2] == ".":
+            return n - len(s.rstrip("."))
+        if _DOT_SUFFIX_AFTER.match(s, n - 2) or (
+                n > 2 and ((s[-3] == "°" and s[-2] in "FfCcKk")
+                           or (_UPPER.match(s, n - 3) and _UPPER.match(s, n - 2)))):
+            return 1
+        return 0
+    for size in range(min(_SUFFIX_MAX, n), 0, -1):
+        end = s[-size:]
+        if end in _SUFFIX_LITERALS or (end in _SUFFIXES_AFTER_DIGIT and n > size
+                                       and "0" <= s[-size - 1] <= "9"):
+            return size
+    return 1 if _ICON_CHAR.match(s, n - 1) else 0
 
 
 def _split_affixes(s: str, specials: dict) -> tuple[list[str], str, list[str]]:
@@ -355,12 +393,16 @@ def _tokenize_chunk(chunk: str, specials: dict) -> list[str]:
     """Tokens of one whitespace-free chunk, following spaCy's ``Tokenizer._tokenize``."""
     if chunk in specials:
         return list(specials[chunk])
+    if chunk.isalpha():
+        return [chunk]
     prefixes, core, suffixes = _split_affixes(chunk, specials)
     tokens = prefixes
     if core:
         if core in specials:
             tokens.extend(specials[core])
-        elif _URL_RE.match(core):
+        elif core.isalnum():
+            tokens.append(core)
+        elif not _MAY_HAVE_INFIX(core) or _URL_RE.match(core):
             tokens.append(core)
         else:
             tokens.extend(_split_infixes(core))
@@ -408,9 +450,41 @@ def _merge_specials(tokens: list[str]) -> list[str]:
     return out
 
 
+# Shortcuts for the commonest chunk shapes: an ASCII word with one punctuation mark before
+# or after it, which spaCy splits off unconditionally (a final "." only after a lowercase
+# letter or two capitals).
+_WORD_MARK = re.compile(r"([A-Za-z]+)([^\w\s])")
+_MARK_WORD = re.compile(r"([^\w\s])([A-Za-z]+)")
+_MARK_SUFFIXES = frozenset(c for c in _SUFFIX_LITERALS if len(c) == 1 and not c.isalnum())
+_MARK_PREFIXES = frozenset(
+    c for c in _SUFFIX_LITERALS | _SUFFIXES_AFTER_DIGIT | {"§", "%", "=", "+"}
+    if len(c) == 1 and not c.isalnum() and (m := _PREFIX_RE.match(c + "a")) and m.end() == 1)
+
+
+def _shortcut(chunk: str) -> list[str] | None:
+    """Tokens of a one-mark chunk such as ``word,`` or ``(word``; None for other shapes."""
+    if m := _WORD_MARK.fullmatch(chunk):
+        word, mark = m.groups()
+        if mark == ".":
+            if not (word[-1].islower() or (len(word) > 1 and word[-2:].isupper())):
+                return [chunk]
+        elif mark not in _MARK_SUFFIXES:
+            return None
+        return [*SPECIAL_CASES.get(word, (word,)), mark]
+    if (m := _MARK_WORD.fullmatch(chunk)) and m.group(1) in _MARK_PREFIXES:
+        return [m.group(1), *SPECIAL_CASES.get(m.group(2), (m.group(2),))]
+    return None
+
+
 def tokenize_chunk(chunk: str) -> tuple[str, ...]:
     """spaCy-English tokens of a string without whitespace."""
-    tokens = _tokenize_chunk(chunk, SPECIAL_CASES)
+    if chunk in SPECIAL_CASES:
+        return SPECIAL_CASES[chunk]
+    if chunk.isalpha():
+        return (chunk,)
+    tokens = _shortcut(chunk)
+    if tokens is None:
+        tokens = _tokenize_chunk(chunk, SPECIAL_CASES)
     if len(tokens) > 1:
         tokens = _merge_specials(tokens)
     return tuple(tokens)
@@ -445,7 +519,7 @@ def words(text: str) -> list[str]:
 class _TextMemo(dict):
     """text -> its token list, for the most recent texts (bounded by total characters)."""
 
-    max_chars = 50_000_000
+    max_chars = 20_000_000
 
     def __init__(self):
         super().__init__()
@@ -467,6 +541,24 @@ _MEMO = _TextMemo()
 def text_words(text: str) -> list[str]:
     """Same as :func:`words`, remembered for recently seen texts (do not mutate the list)."""
     return _MEMO[text]
+
+
+class _TokenFlags(dict):
+    """token -> (made only of PUNCTUATION_SET characters, contains a letter)."""
+
+    max_size = 1_000_000
+
+    def __missing__(self, token: str) -> tuple[bool, bool]:
+        if len(self) >= self.max_size:
+            self.clear()
+        flags = self[token] = (all(c in PUNCTUATION_SET for c in token),
+                               any(c.isalpha() for c in token))
+        return flags
+
+
+_FLAGS = _TokenFlags()
+#: ``token_flags(token) -> (is_symbol, has_alpha)``, cached per distinct token.
+token_flags = _FLAGS.__getitem__
 
 
 # ---------------------------------------------------------------------------------------
@@ -534,3 +626,47 @@ def count_sentences(text: str) -> int:
         n, seen = steps[piece][seen]
         starts += n
     return starts + 1 if any_token else 1
+
+
+_PIECES_RE = re.compile(r"\S+|\s+")
+
+
+def _offset_tokens(text: str):
+    """(token, start, end) for spaCy's tokens of ``text``, whitespace tokens included."""
+    for m in _PIECES_RE.finditer(text):
+        piece, start = m.group(), m.start()
+        if piece[0].isspace():
+            if piece[0] == " " and start > 0:  # one space is the previous token's trailing space
+                piece, start = piece[1:], start + 1
+            if piece:
+                yield piece, start, m.end()
+            continue
+        for tok in chunk_tokens(piece):
+            yield tok, start, start + len(tok)
+            start += len(tok)
+
+
+def sentence_parts(text: str) -> list[str]:
+    """DataTrove's ``split_into_sentences(text)``: ``text`` cut after each sentence's last
+    token, so whitespace between sentences starts the next part."""
+    ends: list[int] = []
+    seen, prev_end = False, None
+    for tok, _, end in _offset_tokens(text):
+        final = tok in SENTENCE_FINAL
+        if seen and not final and not _is_punct(tok):
+            ends.append(prev_end)
+            seen = False
+        elif final:
+            seen = True
+        prev_end = end
+    if prev_end is not None:
+        ends.append(prev_end)
+    starts = [0] + ends[:-1]
+    return [text[a:b] for a, b in zip(starts, ends[:-1] + [len(text)])]
+
+
+def clear_caches() -> None:
+    """Forget every cached tokenization (chunks, texts, token flags, sentence steps)."""
+    for cache in (_CHUNKS, _MEMO, _FLAGS, _STEPS):
+        cache.clear()
+    _MEMO.chars = 0
