@@ -11,7 +11,9 @@ re-implements the same algorithm without importing spaCy:
 * a chunk's tokens are cached, so a word seen before costs one dictionary lookup and a
   whole document is tokenized by C-level ``map``/``chain`` over its chunks;
 * sentences are counted like the sentencizer: a new sentence starts at the first token
-  that is not punctuation after a token that is exactly a sentence-final character.
+  that is not punctuation after a token that is exactly a sentence-final character;
+* :func:`text_words` remembers the tokens of recently seen texts (up to 20 million
+  characters), so the four rule-set scorers run over the same batch tokenize each text once.
 
 Not reproduced: spaCy's phrase matcher that re-merges special cases split across
 whitespace (``": )"`` becomes ``":)"`` in spaCy), and its exact Unicode letter tables
@@ -170,6 +172,8 @@ _SUFFIX_LITERALS = frozenset(_unescape(p) for p in _PUNCT + ["…"] + _QUOTES
                              + ["'s", "'S", "’s", "’S", "—", "–"])
 _SUFFIXES_AFTER_DIGIT = frozenset(_unescape(p) for p in _CURRENCY + _UNITS + ["+"])
 _SUFFIX_MAX = max(map(len, _SUFFIX_LITERALS | _SUFFIXES_AFTER_DIGIT))
+_LONG_SUFFIX_ENDS = frozenset(p[-1] for p in _SUFFIX_LITERALS | _SUFFIXES_AFTER_DIGIT
+                              if len(p) > 1)
 # spaCy interpolates its "|"-joined punctuation and "(?:quotes)" inside this class.
 _DOT_SUFFIX_AFTER = re.compile(
     r"[0-9{}%²\-\+{}(?:{})]".format(_ALPHA_LOWER, "|".join(_PUNCT), _CONCAT_QUOTES))
@@ -185,8 +189,9 @@ _INFIXES = _ELLIPSES + [_ICON] + [
 
 _PREFIX_RE = re.compile("|".join("^" + p for p in _PREFIXES))
 _INFIX_RE = re.compile("|".join(_INFIXES))
-# Every infix contains one of these characters.
-_MAY_HAVE_INFIX = re.compile("[.…+\\-*^,–—~:<>=/]|" + _ICON).search
+# Every infix starts with one of these characters.
+_INFIX_START = re.compile("[.…+\\-*^,–—~:<>=/]|" + _ICON)
+_MAY_HAVE_INFIX = _INFIX_START.search
 # spaCy's URL_MATCH (from Diego Perini's URL regex, with spaCy's modifications).
 _URL_RE = re.compile(
     r"^(?:(?:[\w\+\-\.]{2,})://)?(?:\S+(?::\S*)?@)?(?:"
@@ -330,7 +335,8 @@ def _suffix_len(s: str) -> int:
                            or (_UPPER.match(s, n - 3) and _UPPER.match(s, n - 2)))):
             return 1
         return 0
-    for size in range(min(_SUFFIX_MAX, n), 0, -1):
+    longest = min(_SUFFIX_MAX, n) if s[-1] in _LONG_SUFFIX_ENDS else 1
+    for size in range(longest, 0, -1):
         end = s[-size:]
         if end in _SUFFIX_LITERALS or (end in _SUFFIXES_AFTER_DIGIT and n > size
                                        and "0" <= s[-size - 1] <= "9"):
@@ -375,14 +381,19 @@ def _split_affixes(s: str, specials: dict) -> tuple[list[str], str, list[str]]:
 
 
 def _split_infixes(s: str) -> list[str]:
-    out, start = [], 0
-    for m in _INFIX_RE.finditer(s):
-        if m.start() == 0:
+    """Split ``s`` around its infixes, like spaCy's ``finditer`` loop (matches can only start
+    at an infix character, so only those positions are tried)."""
+    out, start, resume = [], 0, 0
+    for candidate in _INFIX_START.finditer(s):
+        pos = candidate.start()
+        if pos < resume or not (m := _INFIX_RE.match(s, pos)):
             continue
-        if m.start() != start:
-            out.append(s[start:m.start()])
-        if m.start() != m.end():
-            out.append(s[m.start():m.end()])
+        resume = m.end()
+        if pos == 0:  # spaCy ignores an infix at the very start
+            continue
+        if pos != start:
+            out.append(s[start:pos])
+        out.append(m.group())
         start = m.end()
     if s[start:]:
         out.append(s[start:])
@@ -423,6 +434,8 @@ def _affix_only_patterns() -> dict[tuple[str, ...], tuple[str, ...]]:
 _MERGE_PATTERNS = _affix_only_patterns()
 _MERGE_MAX = max(len(p) for p in _MERGE_PATTERNS)
 _MERGE_FIRST = {p[0] for p in _MERGE_PATTERNS}
+# A chunk can only need a merge if it contains one of those special cases verbatim.
+_MAY_MERGE = re.compile("|".join(re.escape("".join(p)) for p in _MERGE_PATTERNS)).search
 
 
 def _merge_specials(tokens: list[str]) -> list[str]:
@@ -485,8 +498,8 @@ def tokenize_chunk(chunk: str) -> tuple[str, ...]:
     tokens = _shortcut(chunk)
     if tokens is None:
         tokens = _tokenize_chunk(chunk, SPECIAL_CASES)
-    if len(tokens) > 1:
-        tokens = _merge_specials(tokens)
+        if len(tokens) > 1 and not _MERGE_FIRST.isdisjoint(tokens) and _MAY_MERGE(chunk):
+            tokens = _merge_specials(tokens)
     return tuple(tokens)
 
 

@@ -1,0 +1,86 @@
+"""FineWeb's line-level quality rules (Penedo et al. 2024), as DataTrove 0.10.1 has them.
+
+Reproduces ``FineWebQualityFilter``: lines are ``text.split("\\n")`` without whitespace-only
+lines (not stripped). A document is rejected when too few lines end in terminal
+punctuation (``line_punct_ratio``), too many lines are short (``short_line_ratio``), too
+many characters sit in repeated lines (``char_dup_ratio``), or it has too many newlines
+per word token (``list_ratio``); a document without non-blank lines is ``empty``.
+"""
+
+from __future__ import annotations
+
+from operator import methodcaller
+
+import pyarrow as pa
+
+from curate.scoring import Scorer, rule_columns
+from scorers.text.tokenize import TERMINAL_PUNCTUATION, text_words
+
+
+class FineWebQuality(Scorer):
+    """FineWeb's quality rules.
+
+    Output columns: ``fineweb_quality_keep``, ``fineweb_quality_reason`` and raw signals
+    ``line_punct_ratio`` (lines ending in one of ``stop_chars``), ``short_line_ratio``
+    (lines of at most ``short_line_length`` characters), ``char_dup_ratio`` (characters in
+    repeated lines over characters without newlines) and ``list_ratio`` (newlines per word
+    token); all null for an empty document.
+
+    Defaults are DataTrove's: ``line_punct_thr=0.12`` (``line_punct_exclude_zero=False``),
+    ``stop_chars`` = DataTrove's terminal punctuation, ``short_line_thr=0.67`` with
+    ``short_line_length=30``, ``char_duplicates_ratio=0.01``, ``new_line_ratio=0.3``.
+    """
+
+    name = "fineweb_quality"
+
+    def __init__(self, line_punct_thr: float = 0.12, line_punct_exclude_zero: bool = False,
+                 stop_chars: tuple[str, ...] | None = None, short_line_thr: float = 0.67,
+                 short_line_length: int = 30, char_duplicates_ratio: float = 0.01,
+                 new_line_ratio: float = 0.3, text_column: str = "text"):
+        self.line_punct_thr = line_punct_thr
+        self.line_punct_exclude_zero = line_punct_exclude_zero
+        self.stop_chars = stop_chars
+        self.short_line_thr = short_line_thr
+        self.short_line_length = short_line_length
+        self.char_duplicates_ratio = char_duplicates_ratio
+        self.new_line_ratio = new_line_ratio
+        self.text_column = text_column
+        ends = tuple(TERMINAL_PUNCTUATION) if stop_chars is None else tuple(stop_chars)
+        self._ends_with_stop = methodcaller("endswith", ends)
+
+    def signals(self, text: str) -> tuple | None:
+        """(line_punct_ratio, short_line_ratio, char_dup_ratio, list_ratio), None if empty."""
+        lines = list(filter(str.strip, text.split("\n")))
+        if not lines:
+            return None
+        n = len(lines)
+        punct = sum(map(self._ends_with_stop, lines)) / n
+        short = sum(map(self.short_line_length.__ge__, map(len, lines))) / n
+        unique = set(lines)
+        newlines = text.count("\n")
+        dup_chars = sum(map(len, lines)) - sum(map(len, unique))
+        return punct, short, dup_chars / (len(text) - newlines), newlines / len(text_words(text))
+
+    def reason(self, sig: tuple | None) -> str | None:
+        """DataTrove's first failing check for one document's signals, or None."""
+        if sig is None:
+            return "empty"
+        punct, short, dup, list_ratio = sig
+        if punct < self.line_punct_thr and not (punct == 0 and self.line_punct_exclude_zero):
+            return "line_punct_ratio"
+        if short > self.short_line_thr:
+            return "short_line_ratio"
+        if dup > self.char_duplicates_ratio:
+            return "char_dup_ratio"
+        if list_ratio > self.new_line_ratio:
+            return "list_ratio"
+        return None
+
+    def score_batch(self, batch: pa.Table) -> pa.Table:
+        rows = [self.signals(t) for t in self.texts(batch)]
+        reasons = [self.reason(r) for r in rows]
+        names = ("line_punct_ratio", "short_line_ratio", "char_dup_ratio", "list_ratio")
+        columns = list(zip(*[r if r is not None else (None,) * 4 for r in rows])) if rows \
+            else [()] * 4
+        signals = {n: pa.array(list(col), pa.float64()) for n, col in zip(names, columns)}
+        return rule_columns(self.name, [r is None for r in reasons], reasons, signals)
