@@ -116,6 +116,32 @@ def run_curate(scorers: list, tables: list[pa.Table]) -> tuple[dict, float]:
     return {k: pa.concat_tables(v) for k, v in parts.items()}, spent
 
 
+CLOCK = ("process CPU time, each measurement in a freshly spawned process so that neither "
+         "spaCy's nor curate's tokenization caches carry over between measurements")
+
+
+def _timed_run(system: str, names: list[str], docs: list[dict]) -> float:
+    """CPU seconds for ``system`` to apply rule sets ``names`` to ``docs`` (run in a child)."""
+    if system == "datatrove":
+        from datatrove.data import Document
+
+        order = [datatrove_filters()[k] for k in names]
+        start = time.process_time()
+        for d in docs:
+            doc = Document(text=d["text"], id=d["id"])
+            for flt in order:
+                flt.filter(doc)
+        return time.process_time() - start
+    all_scorers = curate_scorers()
+    _, spent = run_curate([all_scorers[k] for k in names], batches(docs))
+    return spent
+
+
+def fresh_process_seconds(system: str, names: list[str], docs: list[dict]) -> float:
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_timed_run, (system, list(names), docs))
+
+
 def _score_four(table: pa.Table) -> int:
     for s in curate_scorers().values():
         s.score_batch(table)
@@ -168,6 +194,22 @@ def machine() -> dict:
             "packages": versions}
 
 
+def process_scaling(docs: list[dict]) -> dict:
+    """Wall-clock throughput of the four scorers in a pool of 1 and of 2 processes.
+
+    Only meaningful on an otherwise idle machine: the load average is recorded.
+    """
+    n = len(docs)
+    load_before = os.getloadavg()
+    pool_tables = batches(docs, POOL_BATCH)
+    one = pool_seconds(pool_tables, 1)
+    two = pool_seconds(pool_tables, 2)
+    print(f"2 processes vs 1: {one / two:.2f}x", flush=True)
+    return {"pool_1_docs_per_s": n / one, "pool_2_docs_per_s": n / two,
+            "speedup_2_vs_1": one / two, "batch_size": POOL_BATCH, "clock": "wall",
+            "load_average_before": load_before, "load_average_after": os.getloadavg()}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", type=Path,
@@ -176,9 +218,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--sample", type=int, default=None, help="N documents drawn at random")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/rules.json")
+    ap.add_argument("--processes-only", action="store_true",
+                    help="re-measure only the 1-vs-2-process scaling into an existing --out")
     args = ap.parse_args(argv)
 
     docs = load_corpus(args.corpus, args.limit, args.sample, args.seed)
+    if args.processes_only:
+        result = json.loads(args.out.read_text())
+        result["processes"] = process_scaling(docs)
+        args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        return result
     n = len(docs)
     chars = sum(len(d["text"]) for d in docs)
     print(f"{n} documents, {chars} characters", flush=True)
@@ -188,14 +237,16 @@ def main(argv=None) -> dict:
 
     result = {"rule_sets": {}}
     for name in RULE_SETS:
-        dt, dt_s = run_datatrove(filters[name], docs)
-        scores, cur_s = run_curate([scorers[name]], tables)
+        dt, _ = run_datatrove(filters[name], docs)
+        scores, _ = run_curate([scorers[name]], tables)
         cleaned = None
         if name == "c4_quality":
             cleaned = scorers[name].transform([d["text"] for d in docs])
         entry = compare(name, docs, dt, scores[name], cleaned)
+        dt_s = fresh_process_seconds("datatrove", [name], docs)
+        cur_s = fresh_process_seconds("curate", [name], docs)
         entry["speed"] = {"datatrove_docs_per_s": n / dt_s, "curate_docs_per_s": n / cur_s,
-                          "speedup": dt_s / cur_s, "clock": "process CPU time"}
+                          "speedup": dt_s / cur_s, "clock": CLOCK}
         result["rule_sets"][name] = entry
         print(f"{name}: keep agreement {entry['keep_agreement']:.4%}, reason agreement "
               f"{entry['reason_agreement']:.4%}, speedup {dt_s / cur_s:.1f}x "
@@ -203,29 +254,15 @@ def main(argv=None) -> dict:
 
     # The four together. DataTrove: the four filters in sequence on each document (its
     # split_into_words lru_cache(5) lets later filters reuse the first tokenization).
-    from datatrove.data import Document
-    order = [filters[k] for k in RULE_SETS]
-    start = time.process_time()
-    for d in docs:
-        for flt in order:
-            flt.filter(Document(text=d["text"], id=d["id"]))
-    dt_all = time.process_time() - start
-    _, cur_all = run_curate([scorers[k] for k in RULE_SETS], tables)
+    dt_all = fresh_process_seconds("datatrove", RULE_SETS, docs)
+    cur_all = fresh_process_seconds("curate", RULE_SETS, docs)
     result["all_four"] = {"datatrove_docs_per_s": n / dt_all, "curate_docs_per_s": n / cur_all,
-                          "speedup": dt_all / cur_all, "clock": "process CPU time",
+                          "speedup": dt_all / cur_all, "clock": CLOCK,
                           "sharing": "one tokenization per text, shared by the four scorers "
                                      "through tokenize.text_words' per-text memo"}
     print(f"all four: speedup {dt_all / cur_all:.1f}x", flush=True)
 
-    load_before = os.getloadavg()
-    pool_tables = batches(docs, POOL_BATCH)
-    one = pool_seconds(pool_tables, 1)
-    two = pool_seconds(pool_tables, 2)
-    result["processes"] = {"pool_1_docs_per_s": n / one, "pool_2_docs_per_s": n / two,
-                           "speedup_2_vs_1": one / two, "batch_size": POOL_BATCH,
-                           "clock": "wall", "load_average_before": load_before,
-                           "load_average_after": os.getloadavg()}
-    print(f"2 processes vs 1: {one / two:.2f}x", flush=True)
+    result["processes"] = process_scaling(docs)
 
     result["corpus"] = {"path": str(args.corpus.relative_to(ROOT) if args.corpus.is_relative_to(
         ROOT) else args.corpus), "documents": n, "characters": chars, "limit": args.limit,
