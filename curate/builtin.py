@@ -25,7 +25,11 @@ TEXT_SAMPLES = {
 }
 
 #: name -> "module:function" returning a pyarrow.Table; imported when used.
-TABLES: dict[str, str] = {}
+TABLES: dict[str, str] = {
+    "mnist1d": "curate.train.builtin_data:mnist1d",
+    "digits": "curate.train.builtin_data:digits",
+    "fashion-mnist": "curate.train.builtin_data:fashion_mnist",
+}
 
 
 def parse_builtin(spec: str) -> tuple[str, dict]:

@@ -20,6 +20,14 @@ SCORERS: dict[str, str] = {
     "perplexity": "scorers.perplexity:Perplexity",
     "exact_dup": "scorers.dedup:ExactDup",
     "minhash": "scorers.dedup:MinHashDup",
+    "loss": "scorers.dynamics:Loss",
+    "el2n": "scorers.dynamics:EL2N",
+    "grand": "scorers.dynamics:GraNd",
+    "forgetting": "scorers.dynamics:Forgetting",
+    "aum": "scorers.dynamics:AUM",
+    "cartography": "scorers.dynamics:Cartography",
+    "prototypicality": "scorers.dynamics:Prototypicality",
+    "cv_loss": "scorers.dynamics:CVLoss",
 }
 
 

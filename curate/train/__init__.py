@@ -1,0 +1,18 @@
+"""The training harness: models trained on in-memory tensors, repeated over seeds.
+
+    from curate.train import TensorData, TrainConfig, train_seeds
+    train = TensorData.from_source("builtin:mnist1d")
+    test = TensorData.from_source("builtin:mnist1d:split=test")
+    result = train_seeds(TrainConfig(model="cnn1d", optimizer="adam", lr=1e-2,
+                                     batch_size=100, steps=6000), train, test)
+    result.summary["test_acc"]   # {"mean", "std", "ci95": [lo, hi], "n"}
+"""
+
+from curate.train.callbacks import Callback
+from curate.train.data import TensorData
+from curate.train.models import MODELS, make_model
+from curate.train.seeds import SeedsResult, summarize, train_seeds
+from curate.train.trainer import RunResult, TrainConfig, evaluate, train
+
+__all__ = ["Callback", "MODELS", "RunResult", "SeedsResult", "TensorData", "TrainConfig",
+           "evaluate", "make_model", "summarize", "train", "train_seeds"]

@@ -1,0 +1,82 @@
+"""Repeat a training run over seeds and summarise with Student-t confidence intervals."""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+
+import torch
+
+from curate.train.trainer import RunResult, TrainConfig, train
+
+#: ``final`` metrics that get a mean and confidence interval over seeds.
+SUMMARY_METRICS = ("test_acc", "test_loss", "train_acc", "train_loss", "seconds")
+
+
+@dataclass
+class SeedsResult:
+    """Runs in seed order; ``summary``: metric -> {mean, std, ci95: [lo, hi], n}."""
+
+    runs: list[RunResult]
+    summary: dict
+    budget: dict
+
+
+def summarize(values) -> dict:
+    """Mean, sample std (ddof=1) and 95% Student-t interval of ``values``.
+
+    With one value, std and the interval are None (undefined).
+    """
+    from scipy import stats
+
+    values = [float(v) for v in values]
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return {"mean": mean, "std": None, "ci95": None, "n": n}
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "n": n}
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def train_seeds(config: TrainConfig, train_data, test_data=None, *, seeds=(0, 1, 2),
+                callbacks_factory=None, workers: int = 1, positions=None) -> SeedsResult:
+    """Run :func:`curate.train.train` once per seed.
+
+    Args:
+        callbacks_factory: ``seed -> list[Callback]``, called here; the callbacks come
+            back (with their recorded state) in each run's ``callbacks``.
+        workers: > 1 runs seeds in that many spawned processes, each with one torch
+            thread; config, data and callbacks are pickled there and back (so a
+            custom model factory must be importable, not a lambda).
+        positions: passed to every run.
+    """
+    seeds = list(seeds)
+    jobs = [(config, train_data, test_data, seed,
+             list(callbacks_factory(seed)) if callbacks_factory else [], positions)
+            for seed in seeds]
+    if workers > 1 and len(seeds) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(seeds)),
+                                 mp_context=get_context("spawn"),
+                                 initializer=_one_thread) as pool:
+            runs = list(pool.map(_run, jobs))
+    else:
+        runs = [_run(job) for job in jobs]
+    summary = {}
+    for metric in SUMMARY_METRICS:
+        values = [run.final[metric] for run in runs]
+        if all(v is not None for v in values):
+            summary[metric] = summarize(values)
+    return SeedsResult(runs=runs, summary=summary, budget=config.budget())
+
+
+def _run(job) -> RunResult:
+    config, train_data, test_data, seed, callbacks, positions = job
+    return train(config, train_data, test_data, seed=seed, callbacks=callbacks,
+                 positions=positions)
