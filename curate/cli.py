@@ -274,8 +274,7 @@ def inspect(data, score_paths, scorers, output, workers, id_column, text_column,
     from curate.registry import make_scorer, parse_spec
     from curate.scores import join_scores, load_scores
 
-    source = Source(data, id_column=id_column, max_doc_bytes=max_doc_bytes,
-                    required_columns=(text_column,))
+    source = Source(data, id_column=id_column, max_doc_bytes=max_doc_bytes)
     if score_paths:
         tables = load_scores(score_paths)
     else:
@@ -284,8 +283,10 @@ def inspect(data, score_paths, scorers, output, workers, id_column, text_column,
             s.text_column = text_column
         tables = score_source(built, source, executor=LocalExecutor(workers),
                               progress=_progress())
-    lengths = pc.utf8_length(pc.fill_null(
-        source.read_all([text_column]).column(text_column), "")).combine_chunks()
+    table = source.read_all([text_column])
+    lengths = None  # a dataset without text (e.g. builtin:mnist1d) has no length section
+    if text_column in table.column_names:
+        lengths = pc.utf8_length(pc.fill_null(table.column(text_column), "")).combine_chunks()
     card = write_quality_card(join_scores(tables, id_column), output, title=f"Quality card: "
                               f"{data}", text_lengths=lengths,
                               source_info={**source.describe(),

@@ -34,6 +34,7 @@ from curate.errors import CurateError
 from curate.io import Source, atomic_path
 from curate.recipe_schema import read_yaml, validate
 from curate.registry import make_scorer, scorer_class
+from curate.scoring import FittedScorer
 from curate.selection import counts, new_selection
 
 PACKAGES = ("datasets", "pyarrow", "duckdb", "numpy", "fasttext-numpy2-wheel", "langid",
@@ -121,7 +122,7 @@ class RecipeRun:
         state_path = self.out / ".state.json"
         state = {} if self.force or not state_path.exists() else json.loads(
             state_path.read_text())
-        source = self._source(required_columns=(self.text_column,))
+        source = self._source()
         self.source_fp = source.fingerprint()
         next(source.iter_batches(1))  # reads one row: sets ids_assigned, checks columns
         manifest = {"recipe": {"path": str(self.path), "sha": _file_hash(self.path)},
@@ -199,11 +200,13 @@ class RecipeRun:
                 spec["name"], {k: parse_value(v) if isinstance(v, str) and k != "model" else v
                                for k, v in spec.items() if k != "name"})
             resolved = dict(params)
-            if isinstance(params.get("model"), str):
+            fitted = issubclass(scorer_class(name), FittedScorer)
+            if fitted and isinstance(params.get("model"), str):  # a model file, not a zoo name
                 resolved["model"] = self._input_path(params["model"])
             # The fingerprint and metadata hold the recipe's own parameters and the
             # model's content hash, never run-folder paths, so runs compare byte for byte.
-            model_fp = _file_hash(Path(resolved["model"])) if "model" in resolved else None
+            model_fp = _file_hash(Path(resolved["model"])) if fitted and "model" in resolved \
+                else None
             fp = _hash(self.source_fp, name, params, model_fp, curate.__version__)
             path = self.out / "scores" / f"{name}.parquet"
             outputs[name] = str(path)
