@@ -324,7 +324,7 @@ def _summary(record: dict) -> str:
         bits.append(f"reused {', '.join(record['reused'])}")
     if record.get("computed"):
         bits.append(f"computed {', '.join(record['computed'])}")
-    if "dropped_here" in record:
+    if record.get("dropped_here") or record["type"] == "filter":
         bits.append(f"dropped {sum(record['dropped_here'].values())}")
     if c:
         bits.append(f"kept {c['kept']}/{c['input']}")
