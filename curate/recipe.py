@@ -37,7 +37,7 @@ from curate.registry import make_scorer, scorer_class
 from curate.scoring import FittedScorer
 from curate.selection import counts, new_selection
 
-PACKAGES = ("datasets", "pyarrow", "duckdb", "numpy", "fasttext-numpy2-wheel", "langid",
+PACKAGES = ("datasets", "pyarrow", "duckdb", "numpy", "fasttext-wheel", "langid",
             "xxhash", "scikit-learn", "torch", "click", "pyyaml")
 
 

@@ -4,7 +4,7 @@ The DCLM recipe: a supervised fastText model with word bigrams, trained on
 high-quality reference text (``__label__hq``) against ordinary web text
 (``__label__lq`` here; DCLM's released classifier calls it ``__label__cc``). The
 score column is ``fasttext_quality_<label>``: the probability fastText gives that
-label, exactly as ``model.predict(texts, k=-1)`` reports it. fastText adds 1e-5 to
+label, exactly as fastText's per-text predict reports it. fastText adds 1e-5 to
 every probability before taking logs, so a confident prediction can read 1.00001;
 the value is kept as is so that thresholds published for fastText classifiers
 carry over unchanged.
@@ -36,11 +36,6 @@ from curate.scoring import FittedScorer
 
 POSITIVE_LABEL = "hq"
 NEGATIVE_LABEL = "lq"
-#: fastText 0.9.2 (fasttext-numpy2-wheel) sporadically aborts a training run with
-#: "Encountered NaN." (about 1 run in 10 on a 600-line training set, same inputs and
-#: seed), so fit tries again before giving up.
-TRAIN_ATTEMPTS = 3
-
 
 def one_line(text: str) -> str:
     """``text`` with newlines replaced by spaces (fastText reads one example per line)."""
@@ -128,11 +123,10 @@ class FastTextQuality(FittedScorer):
 
         Empty and None texts are skipped. Training lines are shuffled with
         ``random.Random(seed)`` and fastText gets ``seed``; ``threads=1`` (the
-        default) avoids Hogwild's thread races. Even so fastText training is not
-        bit-reproducible: repeated runs on the same file give slightly different
-        weights (measured here with this wheel; also reported in marin-community/marin
-        #177). The saved ``.bin`` is the reproducible artefact: scoring with a given
-        model is deterministic.
+        default) avoids Hogwild's thread races, so the same texts and seed give the same
+        model byte for byte with ``fasttext-wheel`` 0.9.2. (The ``fasttext-numpy2-wheel``
+        build is not reproducible and sporadically stops with "Encountered NaN." on the
+        same inputs; see the README.)
         ``bucket`` (hashed n-gram rows) defaults to 200k rather than fastText's 2M so
         that a model with ``dim=100`` is ~80 MB, not ~800 MB; raise it for large
         training sets. The other defaults are fastText's supervised defaults, with
@@ -152,18 +146,12 @@ class FastTextQuality(FittedScorer):
         with tempfile.TemporaryDirectory(prefix="curate-fasttext-") as tmp:
             train_file = Path(tmp) / "train.txt"
             train_file.write_text("".join(lines), encoding="utf-8")
-            for attempt in range(1, TRAIN_ATTEMPTS + 1):
-                try:
-                    self._ft = fasttext.train_supervised(
-                        input=str(train_file), epoch=epoch, lr=lr, wordNgrams=word_ngrams,
-                        dim=dim, bucket=bucket, minCount=min_count, seed=seed, thread=threads,
-                        verbose=0)
-                    break
-                except RuntimeError as exc:
-                    if attempt == TRAIN_ATTEMPTS:
-                        raise CurateError(f"fastText training failed {attempt} times ({exc}); "
-                                          f"with tiny or repetitive training sets try a lower "
-                                          f"lr") from None
+            try:
+                self._ft = fasttext.train_supervised(
+                    input=str(train_file), epoch=epoch, lr=lr, wordNgrams=word_ngrams, dim=dim,
+                    bucket=bucket, minCount=min_count, seed=seed, thread=threads, verbose=0)
+            except RuntimeError as exc:  # e.g. "Encountered NaN." when lr is too high
+                raise CurateError(f"fastText training failed ({exc}); try a lower lr") from None
         self.model, self._path, self._bin = None, None, None
         self.label = POSITIVE_LABEL
         return self
@@ -188,9 +176,17 @@ class FastTextQuality(FittedScorer):
         target = ft.f.getArgs().label + self.scored_label()
         column = pc.fill_null(batch.column(self.text_column), "")
         texts = pc.replace_substring(column, "\n", " ").to_pylist()
-        labels, probs = ft.predict(texts, k=-1)  # one C++ call for the whole batch
-        scores = [p[lab.index(target)] for lab, p in zip(labels, probs, strict=True)]
-        return pa.table({self.column(): pa.array(np.asarray(scores, dtype=np.float32))})
+        # The binding's per-text predict, not the batched ``predict(list)``: under numpy 2,
+        # fasttext-wheel 0.9.2's batched path returns rows that repeat the top label's
+        # probability for every label, so any label but the top one reads wrong.
+        predict = ft.f.predict
+        scores = np.zeros(len(texts), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for prob, label in predict(text, -1, 0.0, "strict"):
+                if label == target:
+                    scores[i] = prob
+                    break
+        return pa.table({self.column(): pa.array(scores)})
 
     # -- pickling -----------------------------------------------------------------
 
