@@ -96,37 +96,131 @@ class Threshold(Filter):
 
 
 class KeepFraction(Filter):
-    """Keep the top (highest) or bottom (lowest) fraction of examples by a score.
+    """Keep a fraction of examples by a score: the easiest, the hardest or the middle.
 
-    Exactly ``round(fraction * n)`` examples are kept; ties are broken by position,
-    so the result is deterministic. Missing scores rank last.
+    For difficulty scores (loss, EL2N, GraNd, forgetting) higher means harder, the
+    default. Pass ``higher_is_harder=False`` for scores where lower means harder (AUM,
+    cartography confidence). ``"top"`` and ``"bottom"`` name raw score values (the
+    highest / the lowest) whatever the direction; with the default direction they are
+    the same as ``"hard"`` and ``"easy"``.
+
+    ``offset`` first drops the hardest ``round(offset * n)`` examples (Paul et al.'s
+    offset; Sorscher et al.: the hardest examples are often mislabelled), then the
+    policy picks ``round(fraction * n)`` of the rest, so ``fraction + offset <= 1``.
+    ``"middle"`` keeps the block centred in the difficulty ranking of what is left.
+
+    Ties are broken by position, so the result is deterministic. Missing (null or NaN)
+    scores are ranked after every scored example, whatever the policy.
+
+    ``balance`` names a label column: the same fraction (and offset) is then applied
+    within each class, and per-class counts are apportioned by largest remainder so
+    that the total is still ``round(fraction * n)``. The column must be in the table
+    passed to :meth:`select`; :func:`filters.labels.join_labels` joins it from the
+    dataset by id.
 
     Args:
         by: score column.
-        fraction: share to keep, in [0, 1].
-        keep: ``"top"`` (highest scores, the default) or ``"bottom"``.
+        fraction: share of the input to keep, in [0, 1].
+        keep: ``"easy"``, ``"hard"``, ``"middle"``, ``"top"`` (the default) or ``"bottom"``.
+        offset: share of the input to drop first from the hardest end, in [0, 1].
+        higher_is_harder: direction of ``by`` (default True).
+        balance: label column for a class-balanced budget (default None: global).
     """
 
     name = "keep_fraction"
+    POLICIES = ("easy", "hard", "middle", "top", "bottom")
 
-    def __init__(self, by: str, fraction: float, keep: str = "top", reason: str | None = None):
+    def __init__(self, by: str, fraction: float, keep: str = "top", offset: float = 0.0,
+                 higher_is_harder: bool = True, balance: str | None = None,
+                 reason: str | None = None):
         if not 0 <= fraction <= 1:
             raise CurateError(f"keep_fraction: fraction must be in [0, 1], got {fraction}")
-        if keep not in ("top", "bottom"):
-            raise CurateError(f"keep_fraction: keep must be 'top' or 'bottom', got {keep!r}")
-        self.by, self.fraction, self.keep, self.reason = by, fraction, keep, reason
+        if keep not in self.POLICIES:
+            raise CurateError(f"keep_fraction: keep must be one of {', '.join(self.POLICIES)}; "
+                              f"got {keep!r}")
+        if not 0 <= offset <= 1 - fraction + 1e-12:
+            raise CurateError(f"keep_fraction: offset must be in [0, 1 - fraction], got {offset}")
+        self.by, self.fraction, self.keep, self.offset = by, fraction, keep, offset
+        self.higher_is_harder, self.balance, self.reason = higher_is_harder, balance, reason
 
     def decide(self, scores: pa.Table) -> Decision:
         values = as_numpy(self.column(scores, self.by))
         n = len(values)
-        key = -values if self.keep == "top" else values
-        key = np.where(np.isnan(key), np.inf, key)
-        ranked = np.lexsort((np.arange(n), key))
+        # "top"/"bottom" are raw-value aliases: rank by value, highest = "hard".
+        hardness = values if (self.higher_is_harder or self.keep in ("top", "bottom")) \
+            else -values
+        policy = {"top": "hard", "bottom": "easy"}.get(self.keep, self.keep)
         keep = np.zeros(n, dtype=bool)
-        keep[ranked[:_rounded(self.fraction * n)]] = True
-        side = "highest" if self.keep == "top" else "lowest"
-        why = self.reason or f"not in {side} {self.fraction:g} by {self.by}"
-        return Decision(keep=keep, reason=[why] * n)
+        skipped = np.zeros(n, dtype=bool)
+        for rows, k, o in _budgets(scores, self, n):
+            chosen, hardest = _pick(hardness[rows], k, o, policy)
+            keep[rows[chosen]] = True
+            skipped[rows[hardest]] = True
+        reason = np.full(n, self.reason or self._why(), dtype=object)
+        if self.offset:
+            reason[skipped] = self.reason or f"among hardest {self.offset:g} by {self.by}"
+        return Decision(keep=keep, reason=reason)
+
+    def _why(self) -> str:
+        side = {"top": "highest", "bottom": "lowest", "easy": "easiest", "hard": "hardest",
+                "middle": "middle"}[self.keep]
+        return f"not in {side} {self.fraction:g} by {self.by}"
+
+
+def _budgets(scores: pa.Table, step: KeepFraction, n: int):
+    """(rows, kept count, offset count) for the whole table or for each class."""
+    if step.balance is None:
+        yield np.arange(n), _rounded(step.fraction * n), _rounded(step.offset * n)
+        return
+    labels = step.column(scores, step.balance).to_pylist()
+    classes = sorted({v for v in labels if v is not None})
+    if len(classes) < len(set(labels)):
+        classes.append(None)  # a missing label is a class of its own
+    values = np.array(labels, dtype=object)
+    groups = [np.flatnonzero(values == c) for c in classes]
+    sizes = np.array([len(g) for g in groups])
+    kept = apportion(_rounded(step.fraction * n), sizes, step.fraction)
+    skipped = apportion(_rounded(step.offset * n), sizes, step.offset)
+    yield from zip(groups, kept, skipped)
+
+
+def apportion(total: int, sizes: np.ndarray, share: float) -> np.ndarray:
+    """Split ``total`` over groups of ``sizes`` as ``share * size`` each (largest remainder).
+
+    Each group gets ``floor(share * size)`` or one more; the extra units go to the
+    largest fractional parts, ties to the earlier group.
+    """
+    quota = share * np.asarray(sizes, dtype=np.float64)
+    base = np.minimum(np.floor(quota + 1e-9).astype(int), sizes)
+    extra = total - int(base.sum())
+    order = np.lexsort((np.arange(len(sizes)), -(quota - base)))
+    for g in order:
+        if extra <= 0:
+            break
+        if base[g] < sizes[g]:
+            base[g] += 1
+            extra -= 1
+    return base
+
+
+def _pick(hardness: np.ndarray, k: int, o: int, policy: str) -> tuple[np.ndarray, np.ndarray]:
+    """Positions kept and positions skipped as hardest, within one group.
+
+    ``hardness``: [m] floats (NaN = missing); ``k`` to keep, ``o`` hardest to skip.
+    """
+    m = len(hardness)
+    position = np.arange(m)
+    missing = np.isnan(hardness)
+    scored = np.flatnonzero(~missing)
+    easy_first = scored[np.lexsort((scored, hardness[scored]))]
+    hard_first = scored[np.lexsort((scored, -hardness[scored]))]
+    hardest = hard_first[:o]
+    rest = hard_first[o:] if policy == "hard" else easy_first[~np.isin(easy_first, hardest)]
+    if policy == "middle":
+        start = max(0, (len(rest) - k) // 2)
+        rest = np.concatenate([rest[start:], rest[:start]])
+    ranked = np.concatenate([rest, position[missing]])
+    return ranked[:k], hardest
 
 
 class RandomSubset(Filter):

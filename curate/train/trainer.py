@@ -167,12 +167,17 @@ def _positions(positions, n: int) -> torch.Tensor:
 
 
 def train(config: TrainConfig, train_data: TensorData, test_data: TensorData | None = None, *,
-          seed: int = 0, callbacks=(), positions=None) -> RunResult:
+          seed: int = 0, callbacks=(), positions=None, batches=None) -> RunResult:
     """Train ``config.model`` on ``train_data`` (or its ``positions``) with ``seed``.
 
     Args:
         positions: optional positions into ``train_data`` to train on (repeats allowed);
             callbacks still see positions into ``train_data``.
+        batches: optional index schedule, ``batches(step) -> positions`` into
+            ``train_data`` of that step's batch (e.g. a ``filters.curriculum`` schedule),
+            used instead of the shuffled epochs. An epoch still counts
+            ``ceil(len(positions) / batch_size)`` steps (for an ``epochs`` budget and
+            ``on_epoch_end``), and the final train metrics use ``positions``.
         callbacks: :class:`curate.train.Callback` instances, called in order.
     Returns:
         a :class:`RunResult`; the budget is in ``final`` (steps, epochs) and ``budget``.
@@ -204,8 +209,14 @@ def train(config: TrainConfig, train_data: TensorData, test_data: TensorData | N
         loss_sum, loss_count = 0.0, 0
         started = time.perf_counter()
         while step < total_steps:
-            order = pos[torch.randperm(n, generator=order_rng)]
-            for indices in order.split(batch_size):
+            if batches is None:
+                epoch_batches = pos[torch.randperm(n, generator=order_rng)].split(batch_size)
+            else:
+                # Past the budget yield None: the loop breaks on it, as after a partial epoch.
+                epoch_batches = (torch.as_tensor(batches(s), dtype=torch.long)
+                                 if s < total_steps else None
+                                 for s in range(step, step + steps_per_epoch))
+            for indices in epoch_batches:
                 if step == total_steps:
                     break
                 for group in optimizer.param_groups:
