@@ -33,3 +33,15 @@ def docs():
 @pytest.fixture
 def docs_file(tmp_path, docs):
     return write_jsonl(tmp_path / "docs.jsonl", docs)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models train fastest on one thread (far faster on a busy machine), and runs in
+    worker processes (one thread each) then match runs in this process bit for bit."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

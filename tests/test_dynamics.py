@@ -20,14 +20,7 @@ from scorers.dynamics.gradients import grad_norms, output_layer
 from scorers.dynamics.prototypicality import Prototypicality
 from scorers.dynamics.recording import PresentationRecorder, margins
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models train faster on one thread, and far faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 RIGHT = torch.tensor([2.0, 0.0, 0.0])  # label 0 predicted correctly (margin 2)

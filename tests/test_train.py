@@ -24,14 +24,7 @@ from curate.train import (
 from curate.train.builtin_data import FASHION_MNIST_PATH, digits, fashion_mnist, mnist1d
 from curate.train.optim import lr_schedule
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread; also makes runs comparable with workers."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
