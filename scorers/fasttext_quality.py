@@ -207,25 +207,28 @@ def _training_lines(texts: Iterable[str], label: str) -> list[str]:
     return [f"__label__{label} {one_line(t)}\n" for t in texts if t and not t.isspace()]
 
 
-def _load_bin(path: str):
-    import fasttext
+def _open_model(path: str):
+    """``fasttext.load_model`` without the deprecation notice it prints on every call."""
+    from fasttext.FastText import _FastText
 
+    return _FastText(model_path=path)
+
+
+def _load_bin(path: str):
     if not os.path.isfile(path):
         raise CurateError(f"fastText model not found: {path}")
     try:
-        return fasttext.load_model(path)
+        return _open_model(path)
     except ValueError as exc:
         raise CurateError(f"cannot load fastText model {path}: {exc}") from None
 
 
 def _load_bytes(data: bytes):
-    import fasttext
-
     fd, tmp = tempfile.mkstemp(suffix=".bin", prefix="curate-fasttext-")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        return fasttext.load_model(tmp)  # fastText reads the whole file; it can go now
+        return _open_model(tmp)  # fastText reads the whole file; it can go now
     finally:
         os.remove(tmp)
 
