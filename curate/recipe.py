@@ -238,8 +238,12 @@ class RecipeRun:
 
     def _select(self, step) -> dict:
         from filters import select
+        from filters.labels import join_labels
 
         joined = self._joined()
+        balance = getattr(step, "balance", None)
+        if balance and balance not in joined.column_names:  # a class-balanced budget
+            joined = join_labels(joined, self._source(), balance, self.source_args["id_column"])
         if self.selection is None:
             self.selection = new_selection(joined.column(self.source_args["id_column"]),
                                            self.source_args["id_column"])

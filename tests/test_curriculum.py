@@ -134,3 +134,26 @@ def test_trainer_consumes_a_schedule_step_by_step():
     assert [b.tolist() for b in seen] == [sched(s).tolist() for s in range(12)]
     again = train(TrainConfig(steps=12, batch_size=8), data, seed=0)  # default path intact
     assert again.final["steps"] == 12
+
+
+def test_train_seeds_builds_one_schedule_per_seed():
+    from curate.train import train_seeds
+
+    rng = np.random.default_rng(0)
+    data = TensorData(torch.as_tensor(rng.normal(size=(60, 5)), dtype=torch.float32),
+                      torch.as_tensor(rng.integers(0, 3, 60)), list(range(60)), 3)
+
+    class Record(Callback):
+        def __init__(self):
+            self.batches = []
+
+        def on_batch(self, indices, logits, targets, losses, step):
+            self.batches.append(indices.tolist())
+
+    def schedule(seed):
+        return F.CurriculumSchedule(np.arange(60), batch_size=8, steps=6, start=0.2, seed=seed)
+
+    result = train_seeds(TrainConfig(steps=6, batch_size=8), data, seeds=[3, 4],
+                         callbacks_factory=lambda seed: [Record()], batches_factory=schedule)
+    for run, seed in zip(result.runs, [3, 4]):
+        assert run.callbacks[0].batches == [schedule(seed)(s).tolist() for s in range(6)]

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from curate.errors import CurateError
+from curate.io import Source
 from curate.recipe import run_recipe
 
 RECIPE = """\
@@ -89,3 +90,21 @@ def test_bad_recipe_fails_before_running(recipe, tmp_path, edit, message):
     with pytest.raises(CurateError, match=message):
         run_recipe(recipe, tmp_path / "run", log=lambda s: None)
     assert not (tmp_path / "run").exists()
+
+
+def test_class_balanced_step_joins_the_label_column(tmp_path):
+    from tests.conftest import write_jsonl
+
+    rows = [{"id": i, "label": i % 2, "text": f"document number {i} " * (i + 1)}
+            for i in range(20)]
+    write_jsonl(tmp_path / "labelled.jsonl", rows)
+    recipe = tmp_path / "balanced.yaml"
+    recipe.write_text("source: labelled.jsonl\nsteps:\n"
+                      "  - score: {scorers: [exact_dup]}\n"
+                      "  - filter: {keep_fraction: {by: exact_dup_cluster, fraction: 0.5,"
+                      " keep: hard, balance: label}}\n"
+                      "  - apply: {kept: kept.jsonl}\n")
+    manifest = run_recipe(recipe, tmp_path / "run", log=lambda s: None)
+    kept = [r["label"] for r in Source(str(tmp_path / "run" / "kept.jsonl")).read_all().to_pylist()]
+    assert manifest["steps"][1]["counts"]["kept"] == 10
+    assert sorted(kept) == [0] * 5 + [1] * 5

@@ -46,7 +46,8 @@ def _one_thread() -> None:
 
 
 def train_seeds(config: TrainConfig, train_data, test_data=None, *, seeds=(0, 1, 2),
-                callbacks_factory=None, workers: int = 1, positions=None) -> SeedsResult:
+                callbacks_factory=None, workers: int = 1, positions=None,
+                batches_factory=None) -> SeedsResult:
     """Run :func:`curate.train.train` once per seed.
 
     Args:
@@ -56,10 +57,14 @@ def train_seeds(config: TrainConfig, train_data, test_data=None, *, seeds=(0, 1,
             thread; config, data and callbacks are pickled there and back (so a
             custom model factory must be importable, not a lambda).
         positions: passed to every run.
+        batches_factory: ``seed -> batches`` (a schedule such as
+            :class:`filters.schedules.CurriculumSchedule`, called as ``batches(step)``),
+            built here per seed and passed to that run as ``batches``.
     """
     seeds = list(seeds)
     jobs = [(config, train_data, test_data, seed,
-             list(callbacks_factory(seed)) if callbacks_factory else [], positions)
+             list(callbacks_factory(seed)) if callbacks_factory else [], positions,
+             batches_factory(seed) if batches_factory else None)
             for seed in seeds]
     if workers > 1 and len(seeds) > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(seeds)),
@@ -77,6 +82,6 @@ def train_seeds(config: TrainConfig, train_data, test_data=None, *, seeds=(0, 1,
 
 
 def _run(job) -> RunResult:
-    config, train_data, test_data, seed, callbacks, positions = job
+    config, train_data, test_data, seed, callbacks, positions, batches = job
     return train(config, train_data, test_data, seed=seed, callbacks=callbacks,
-                 positions=positions)
+                 positions=positions, batches=batches)
