@@ -30,18 +30,20 @@ import datetime
 import gzip
 import json
 import os
-import platform
 import random
 import statistics
+import sys
 import sysconfig
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from scorers.fasttext_quality import FastTextQuality
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "curate" / "data" / "quickstart"
@@ -85,18 +87,6 @@ def stdlib_texts() -> tuple[list[str], list[str]]:
         chunks = ("\n".join(lines[i:i + 10]) for i in range(0, len(lines), 10))
         code += [c for c in chunks if len(c.strip()) >= MIN_CHARS]
     return docstrings, code
-
-
-def machine() -> dict:
-    versions = {}
-    for dist in ("fasttext-wheel", "numpy", "pyarrow"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    return {"platform": platform.platform(), "processor": platform.processor(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "packages": versions}
 
 
 def main() -> None:

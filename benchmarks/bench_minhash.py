@@ -39,13 +39,11 @@ import glob
 import inspect
 import json
 import os
-import platform
 import random
 import sys
 import sysconfig
 import time
 from datetime import datetime, timezone
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +53,9 @@ from datasketch import MinHash, MinHashLSH
 
 from scorers.dedup import MinHashDup
 from scorers.dedup.shingles import WORD_PATTERN
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import machine  # noqa: E402
 
 NGRAM, NUM_PERM, BANDS, THRESHOLD, SEED = 5, 128, 16, 0.8, 1
 MIN_WORDS, MAX_WORDS = 150, 600
@@ -290,13 +291,6 @@ def evaluate(clusters: np.ndarray, planted: list[tuple[int, int]], values: list[
         "recall_by_planted_jaccard": recall_by_bin,
         "duplicates_flagged": int((clusters != np.arange(len(clusters))).sum()),
     }
-
-
-def machine() -> dict:
-    packages = ["numpy", "pyarrow", "xxhash", "scipy", "datasketch", "regex"]
-    return {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "packages": {p: version(p) for p in packages}}
 
 
 def main() -> None:

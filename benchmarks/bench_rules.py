@@ -31,12 +31,10 @@ import gzip
 import json
 import multiprocessing as mp
 import os
-import platform
 import random
 import sys
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import pyarrow as pa
@@ -48,6 +46,9 @@ from scorers.text import tokenize  # noqa: E402
 from scorers.text.c4 import C4Quality  # noqa: E402
 from scorers.text.fineweb import FineWebQuality  # noqa: E402
 from scorers.text.gopher import GopherQuality, GopherRepetition  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import machine  # noqa: E402
 
 RULE_SETS = ("gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality")
 BATCH = 500
@@ -180,18 +181,6 @@ def compare(name: str, docs: list[dict], dt: list[tuple], scores: pa.Table,
         out["cleaned_text_differences"] = [docs[i]["id"] for i in both
                                            if dt[i][2] != cleaned[i]]
     return out
-
-
-def machine() -> dict:
-    versions = {}
-    for pkg in ("datatrove", "spacy", "pyarrow", "numpy"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    return {"platform": platform.platform(), "processor": platform.processor(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "packages": versions}
 
 
 def process_scaling(docs: list[dict]) -> dict:

@@ -24,8 +24,8 @@ def machine() -> dict:
     except OSError:
         pass
     versions = {}
-    for name in ("curate", "datatrove", "spacy", "datasketch", "fasttext-numpy2-wheel",
-                 "pyarrow", "numpy", "duckdb"):
+    for name in ("curate", "datatrove", "spacy", "datasketch", "fasttext-wheel", "pyarrow",
+                 "numpy", "duckdb", "torch", "scikit-learn"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
