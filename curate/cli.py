@@ -295,6 +295,59 @@ def inspect(data, score_paths, scorers, output, workers, id_column, text_column,
 
 
 @cli.group()
+def experiment():
+    """Run training experiments over curated subsets, over seeds, with intervals."""
+
+
+@experiment.command(name="prune-sweep")
+@click.argument("data")
+@click.option("--test", "test_data", required=True,
+              help="Test dataset, e.g. builtin:NAME:split=test.")
+@click.option("--method", "methods", multiple=True, required=True,
+              help="random, SCORE-easy|hard|middle, or SCORE-ccs (repeatable).")
+@click.option("--fraction", "fractions", type=float, multiple=True, required=True,
+              help="Kept fraction (repeatable).")
+@click.option("--seeds", default=3, show_default=True, help="Training seeds per cell.")
+@click.option("--score-seeds", type=int, help="Seeds the difficulty scores average over.")
+@click.option("--budget", type=click.Choice(["same-steps", "same-epochs"]), default="same-steps",
+              show_default=True)
+@click.option("--model", default="mlp", show_default=True, help="Model-zoo name.")
+@click.option("--epochs", type=int, help="Epochs of the full-data run (or --steps).")
+@click.option("--steps", type=int, help="Optimizer steps of the full-data run.")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
+@click.option("--lr", type=float, default=0.1, show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--workers", "-j", default=1, show_default=True, help="Processes for the cells.")
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False))
+def prune_sweep_cmd(data, test_data, methods, fractions, seeds, score_seeds, budget, model,
+                    epochs, steps, optimizer, lr, batch_size, workers, output):
+    """Accuracy of models trained on score-selected subsets against random and full data.
+
+    Writes results.parquet/.csv (one row per run), summary.csv (mean and 95% interval per
+    method and fraction), accuracy_vs_fraction.png and report.md. Scores and finished
+    runs are cached in the output folder and reused on a re-run.
+
+    \b
+    curate experiment prune-sweep builtin:mnist1d --test builtin:mnist1d:split=test \\
+        --method random --method el2n-hard --method el2n-easy --method el2n-ccs \\
+        --fraction 0.1 --fraction 0.3 --fraction 0.5 --seeds 3 --model cnn1d --epochs 30 -o sweep/
+    """
+    from curate.experiment import prune_sweep
+    from curate.train import TrainConfig
+
+    if (epochs is None) == (steps is None):
+        raise CurateError("give exactly one of --epochs and --steps (the full-data budget)")
+    config = TrainConfig(model=model, optimizer=optimizer, lr=lr, batch_size=batch_size,
+                         epochs=epochs, steps=steps)
+    sweep = prune_sweep(data, test_data, methods=list(methods), fractions=list(fractions),
+                        seeds=list(range(seeds)), budget=budget, train_config=config,
+                        score_seeds=score_seeds, out_dir=output, workers=workers,
+                        progress=_progress())
+    click.echo(f"{sweep.results.num_rows} runs in {sweep.seconds:.1f}s; report: "
+               f"{Path(output) / 'report.md'}")
+
+
+@cli.group()
 def fasttext():
     """Train fastText quality classifiers."""
 

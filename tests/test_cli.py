@@ -103,3 +103,14 @@ def test_inspect_writes_a_quality_card(tmp_path, docs_file):
     assert "Documents: 12" in card
     assert "| `exact_dup` | 1 | 8.33% |" in card  # one duplicate of twelve
     assert (tmp_path / "card" / "length_histogram.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_experiment_prune_sweep_writes_results_and_report(tmp_path):
+    out = tmp_path / "sweep"
+    result = curate("experiment", "prune-sweep", "builtin:digits", "--test",
+                    "builtin:digits:split=test", "--method", "random", "--fraction", "0.5",
+                    "--seeds", "1", "--model", "logreg", "--epochs", "1", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert "2 runs" in result.stdout  # the random half and the full-data baseline
+    assert "Budget rule: same-steps" in (out / "report.md").read_text()
+    assert pq.read_table(out / "results.parquet").num_rows == 2

@@ -1,0 +1,430 @@
+"""The prune sweep: test accuracy of models trained on score-selected subsets.
+
+    from curate.experiment import prune_sweep
+    from curate.train import TrainConfig
+    sweep = prune_sweep("builtin:mnist1d", "builtin:mnist1d:split=test",
+                        methods=["random", "el2n-hard", "el2n-easy",
+                                 {"name": "ccs", "score": "el2n", "policy": "ccs", "beta": 0.1}],
+                        fractions=[0.3, 0.5, 0.7], seeds=[0, 1, 2],
+                        train_config=TrainConfig(model="cnn1d", epochs=30), out_dir="sweep")
+    sweep.results      # one row per run; sweep.summary: one row per (method, fraction)
+
+For every method x kept fraction x seed, the method's policy picks a subset from the
+method's scores, a model is trained on it with :func:`curate.train.train` and its test
+accuracy recorded; the full data (fraction 1.0, method ``"full"``) is trained once per
+seed as the baseline.
+
+Budget rules (stated in every row's ``budget``):
+
+- ``"same-steps"``: every run takes the optimizer steps of the full data, i.e. the
+  config's ``steps``, or ``epochs * ceil(n / batch_size)`` for the full ``n``.
+- ``"same-epochs"``: every run takes the config's ``epochs`` over its own subset, so
+  smaller subsets take fewer steps (needs a config with ``epochs``).
+
+Caching: scores are computed once per (scorer, parameters, data fingerprint) and kept
+in ``out_dir/scores/<key>.parquet``; each finished run is kept in
+``out_dir/cells/<key>.json``, keyed by an xxh3 hash of the canonical JSON of its whole
+configuration, the data and test-data fingerprints and the curate version. A re-run
+of the same sweep reuses both (rows say ``reused=True``).
+
+Outputs in ``out_dir``: ``results.parquet`` and ``results.csv`` (the runs),
+``summary.csv`` (mean, std and 95% Student-t interval of test accuracy per method and
+fraction), ``accuracy_vs_fraction.png`` and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from curate.errors import CurateError
+
+BUDGETS = ("same-steps", "same-epochs")
+POLICIES = ("keep_fraction", "random", "ccs")
+#: Scores for which a lower value means harder (the rest: higher is harder).
+LOWER_IS_HARDER = frozenset({"aum"})
+#: Method keys passed on to the policy.
+POLICY_KEYS = {"keep_fraction": ("keep", "offset", "balance"), "ccs": ("beta", "bins"),
+               "random": ()}
+PLOT_NAME = "accuracy_vs_fraction.png"
+RESULT_COLUMNS = ("method", "score", "policy", "keep", "fraction", "n_kept", "seed", "budget",
+                  "steps", "epochs", "test_acc", "test_loss", "seconds", "reused")
+
+
+@dataclass
+class SweepResult:
+    """What :func:`prune_sweep` produced.
+
+    ``results``: one row per run (columns :data:`RESULT_COLUMNS`); ``summary``: one row
+    per (method, fraction) with ``n``, ``mean``, ``std``, ``ci95_lo``, ``ci95_hi`` of
+    test accuracy and the mean ``steps``; ``subsets``: (method, fraction, seed) ->
+    training positions; counts of runs trained / reused and scores computed / reused;
+    ``seconds``: wall time of the sweep.
+    """
+
+    results: pa.Table
+    summary: pa.Table
+    subsets: dict
+    trained: int
+    reused: int
+    scores_computed: int
+    scores_reused: int
+    seconds: float
+    out_dir: Path
+
+
+def prune_sweep(data, test_data, *, methods, fractions, seeds=(0, 1, 2),
+                budget: str = "same-steps", train_config, score_seeds=None, out_dir,
+                workers: int = 1, progress: bool = False) -> SweepResult:
+    """Train on subsets chosen by each method at each kept fraction, over seeds.
+
+    Args:
+        data: the training data, anything :class:`curate.io.Source` reads (with ``id``,
+            ``label`` and inputs, as the built-in datasets).
+        test_data: the test data, likewise.
+        methods: method specs. A dict has ``name``, ``policy`` (``"keep_fraction"``,
+            ``"ccs"`` or ``"random"``), for scored policies ``score`` (a registered
+            scorer), optional ``score_params``, ``by`` (score column; default the score
+            name), ``higher_is_harder`` (default False for AUM, else True) and the
+            policy's own keys (``keep``/``offset``/``balance``; ``beta``/``bins``). A
+            string is shorthand: ``"random"``, ``"<score>-<easy|hard|middle>"`` or
+            ``"<score>-ccs"``. Random and CCS sampling use the run's seed.
+        fractions: kept fractions in (0, 1]; the full-data baseline is always added.
+        seeds: training seeds; every cell runs once per seed.
+        budget: ``"same-steps"`` or ``"same-epochs"`` (see the module docstring).
+        train_config: a :class:`curate.train.TrainConfig` for every run (its model must
+            be a zoo name so that it can be hashed and cached).
+        score_seeds: the scorers' ``seeds`` unless a method's ``score_params`` sets it
+            (None: the scorer's default).
+        out_dir: folder for caches and outputs (created).
+        workers: > 1 trains runs in that many spawned processes, one torch thread each.
+        progress: show a progress bar over the runs.
+    """
+    import curate
+    from curate.io import Source
+    from curate.train import TensorData
+
+    start = time.perf_counter()
+    if budget not in BUDGETS:
+        raise CurateError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
+    if budget == "same-epochs" and train_config.epochs is None:
+        raise CurateError("budget 'same-epochs' needs a train_config with epochs=...")
+    if not isinstance(train_config.model, str):
+        raise CurateError("train_config.model must be a zoo name for a cached sweep")
+    fractions = sorted({float(f) for f in fractions} - {1.0})
+    if any(not 0 < f < 1 for f in fractions):
+        raise CurateError(f"fractions must lie in (0, 1], got {fractions}")
+    specs = [method_spec(m) for m in methods]
+    names = [s["name"] for s in specs]
+    if len(set(names)) != len(names) or "full" in names:
+        raise CurateError(f"method names must be distinct and not 'full': {names}")
+    seeds = [int(s) for s in seeds]
+    out = Path(out_dir)
+    for sub in ("scores", "cells"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+
+    source, test_source = Source(data), Source(test_data)
+    table = source.read_all()
+    train_set = TensorData.from_table(table)
+    test_set = TensorData.from_table(test_source.read_all())
+    fingerprints = {"data": source.fingerprint(), "test": test_source.fingerprint(),
+                    "curate": curate.__version__}
+    full_steps = train_config.total_steps(len(train_set))
+
+    score_tables, score_counts = {}, {"computed": 0, "reused": 0}
+    for spec in specs:
+        if spec["policy"] != "random":
+            key = score_key(spec, score_seeds, fingerprints)
+            if key not in score_tables:
+                score_tables[key] = _scores(spec, score_seeds, table, out / "scores", key,
+                                            score_counts)
+
+    position = {i: p for p, i in enumerate(train_set.ids)}
+    cells = []  # (row stub, positions, config, cell key)
+    for seed in seeds:
+        cells.append(_cell({"method": "full", "score": None, "policy": None, "keep": None,
+                            "fraction": 1.0, "seed": seed}, spec=None,
+                           positions=np.arange(len(train_set)), config=train_config,
+                           budget=budget, full_steps=full_steps, fingerprints=fingerprints))
+        for spec in specs:
+            scores = (None if spec["policy"] == "random"
+                      else score_tables[score_key(spec, score_seeds, fingerprints)])
+            for fraction in fractions:
+                chosen = subset_positions(spec, fraction, seed, scores, table, position)
+                cells.append(_cell({"method": spec["name"], "score": spec.get("score"),
+                                    "policy": spec["policy"], "keep": spec.get("keep"),
+                                    "fraction": fraction, "seed": seed},
+                                   spec=spec, positions=chosen, config=train_config,
+                                   budget=budget, full_steps=full_steps,
+                                   fingerprints=fingerprints))
+
+    rows = _run_cells(cells, train_set, test_set, out / "cells", workers, progress)
+    results = pa.Table.from_pylist(rows).select(list(RESULT_COLUMNS))
+    summary = summarize_results(results)
+    seconds = time.perf_counter() - start
+    subsets = {(c[0]["method"], c[0]["fraction"], c[0]["seed"]): c[1] for c in cells}
+    reused = sum(r["reused"] for r in rows)
+    result = SweepResult(results=results, summary=summary, subsets=subsets,
+                         trained=len(rows) - reused, reused=reused,
+                         scores_computed=score_counts["computed"],
+                         scores_reused=score_counts["reused"], seconds=seconds, out_dir=out)
+    write_outputs(result, budget, train_config, full_steps)
+    return result
+
+
+def method_spec(method) -> dict:
+    """A method as a full dict (see :func:`prune_sweep`); strings are expanded."""
+    if isinstance(method, str):
+        if method == "random":
+            return {"name": "random", "policy": "random"}
+        score, _, how = method.rpartition("-")
+        if not score or how not in ("easy", "hard", "middle", "ccs"):
+            raise CurateError(f"bad method {method!r}: expected 'random', "
+                              "'<score>-<easy|hard|middle>' or '<score>-ccs'")
+        if how == "ccs":
+            return method_spec({"name": method, "score": score, "policy": "ccs"})
+        return method_spec({"name": method, "score": score, "policy": "keep_fraction",
+                            "keep": how})
+    spec = dict(method)
+    if "name" not in spec or spec.get("policy") not in POLICIES:
+        raise CurateError(f"method {method!r} needs a name and a policy in {POLICIES}")
+    if spec["policy"] != "random":
+        if "score" not in spec:
+            raise CurateError(f"method {spec['name']!r}: policy {spec['policy']!r} needs a "
+                              "score")
+        spec.setdefault("score_params", {})
+        spec.setdefault("by", spec["score"])
+        spec.setdefault("higher_is_harder", spec["score"] not in LOWER_IS_HARDER)
+    if spec["policy"] == "keep_fraction":
+        spec.setdefault("keep", "hard")
+    return spec
+
+
+def fingerprint(value) -> str:
+    """xxh3-128 hex digest of the canonical JSON of ``value``."""
+    import xxhash
+
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return xxhash.xxh3_128_hexdigest(text.encode())
+
+
+def score_key(spec: dict, score_seeds, fingerprints: dict) -> str:
+    """Cache key of a method's scores: scorer, parameters, data and curate version."""
+    return fingerprint({"score": spec["score"], "params": _score_params(spec, score_seeds),
+                        "data": fingerprints["data"], "curate": fingerprints["curate"]})
+
+
+def _score_params(spec: dict, score_seeds) -> dict:
+    params = dict(spec["score_params"])
+    if score_seeds is not None:
+        params.setdefault("seeds", score_seeds)
+    return params
+
+
+def _scores(spec, score_seeds, table, folder: Path, key: str, counts: dict) -> pa.Table:
+    """The method's score table, read from the cache or computed and cached."""
+    import pyarrow.parquet as pq
+
+    from curate.io import write_table
+    from curate.registry import make_scorer
+
+    path = folder / f"{key}.parquet"
+    if path.exists():
+        counts["reused"] += 1
+        return pq.read_table(path)
+    scores = make_scorer(spec["score"], _score_params(spec, score_seeds)).score(table)
+    write_table(scores, path)
+    counts["computed"] += 1
+    return scores
+
+
+def subset_positions(spec: dict, fraction: float, seed: int, scores, table: pa.Table,
+                     position: dict) -> np.ndarray:
+    """Training positions (sorted) the method keeps at ``fraction`` for ``seed``."""
+    from filters import CCS, KeepFraction, RandomSubset, join_labels, select
+
+    options = {k: spec[k] for k in POLICY_KEYS[spec["policy"]] if k in spec}
+    if spec["policy"] == "random":
+        scores, policy = table.select(["id"]), RandomSubset(fraction, seed=seed)
+    elif spec["policy"] == "ccs":
+        policy = CCS(spec["by"], fraction, higher_is_harder=spec["higher_is_harder"],
+                     seed=seed, **options)
+    else:
+        policy = KeepFraction(spec["by"], fraction,
+                              higher_is_harder=spec["higher_is_harder"], **options)
+        if options.get("balance"):
+            scores = join_labels(scores, table, column=options["balance"])
+    selection = select(scores, [policy])
+    kept = selection.filter(selection.column("keep")).column("id").to_pylist()
+    if not kept:
+        raise CurateError(f"method {spec['name']!r} keeps no example at fraction {fraction:g}")
+    return np.sort(np.array([position[i] for i in kept], dtype=np.int64))
+
+
+def _cell(stub: dict, *, spec, positions, config, budget, full_steps, fingerprints):
+    """(row stub, positions, run config, cache key) of one run."""
+    if budget == "same-steps":
+        run_config = dataclasses.replace(config, steps=full_steps, epochs=None)
+    else:
+        run_config = config
+    stub = {**stub, "n_kept": len(positions), "budget": budget}
+    key = fingerprint({"cell": stub, "method": spec, "config": dataclasses.asdict(run_config),
+                       "positions": fingerprint(positions.tolist()), **fingerprints})
+    return stub, positions, run_config, key
+
+
+def _train_cell(config, train_set, test_set, positions, seed) -> dict:
+    from curate.train import train
+
+    final = train(config, train_set, test_set, seed=seed, positions=positions).final
+    return {k: final[k] for k in ("steps", "epochs", "test_acc", "test_loss", "seconds")}
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _run_cells(cells, train_set, test_set, folder: Path, workers: int, progress: bool):
+    """Rows of every cell in order: cached ones read back, the rest trained and cached."""
+    rows: list = [None] * len(cells)
+    todo = []
+    for i, (stub, _, _, key) in enumerate(cells):
+        path = folder / f"{key}.json"
+        if path.exists():
+            rows[i] = {**stub, **json.loads(path.read_text())["metrics"], "reused": True}
+        else:
+            todo.append(i)
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc="prune sweep", unit="run")
+
+    def finish(i, metrics):
+        stub, _, config, key = cells[i]
+        _write_text(folder / f"{key}.json", json.dumps(
+            {"row": stub, "config": dataclasses.asdict(config), "metrics": metrics},
+            sort_keys=True, indent=1, default=str))
+        rows[i] = {**stub, **metrics, "reused": False}
+        if bar is not None:
+            bar.update()
+
+    if workers > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                 initializer=_one_thread) as pool:
+            futures = {i: pool.submit(_train_cell, cells[i][2], train_set, test_set,
+                                      cells[i][1], cells[i][0]["seed"]) for i in todo}
+            for i, future in futures.items():
+                finish(i, future.result())
+    else:
+        for i in todo:
+            finish(i, _train_cell(cells[i][2], train_set, test_set, cells[i][1],
+                                  cells[i][0]["seed"]))
+    if bar is not None:
+        bar.close()
+    return rows
+
+
+def summarize_results(results: pa.Table) -> pa.Table:
+    """One row per (method, fraction), in first-seen order: test accuracy over seeds."""
+    from curate.train import summarize
+
+    groups: dict = {}
+    for row in results.to_pylist():
+        groups.setdefault((row["method"], row["fraction"]), []).append(row)
+    out = []
+    for (method, fraction), rows in groups.items():
+        stats = summarize([r["test_acc"] for r in rows])
+        low, high = stats["ci95"] or (None, None)
+        out.append({"method": method, "fraction": fraction, "n": stats["n"],
+                    "mean": stats["mean"], "std": stats["std"], "ci95_lo": low,
+                    "ci95_hi": high, "steps": float(np.mean([r["steps"] for r in rows]))})
+    return pa.Table.from_pylist(out)
+
+
+def write_outputs(result: SweepResult, budget: str, config, full_steps: int) -> None:
+    """results.parquet/.csv, summary.csv, the plot and report.md in ``result.out_dir``."""
+    from curate.io import write_table
+
+    out = result.out_dir
+    write_table(result.results, out / "results.parquet")
+    write_table(result.results, out / "results.csv")
+    write_table(result.summary, out / "summary.csv")
+    figure = accuracy_figure(result.summary)
+    _write_bytes(out / PLOT_NAME, figure)
+    _write_text(out / "report.md", report_markdown(result, budget, config, full_steps))
+
+
+def accuracy_figure(summary: pa.Table):
+    """Mean test accuracy vs kept fraction per method, shaded 95% intervals, full data as a band."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    rows = summary.to_pylist()
+    for row in rows:
+        if row["method"] == "full":
+            low = row["ci95_lo"] if row["ci95_lo"] is not None else row["mean"]
+            high = row["ci95_hi"] if row["ci95_hi"] is not None else row["mean"]
+            ax.axhspan(low, high, color="0.5", alpha=0.25, lw=0)
+            ax.axhline(row["mean"], color="0.3", ls="--", lw=1, label="full data")
+    for method in dict.fromkeys(r["method"] for r in rows if r["method"] != "full"):
+        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["fraction"])
+        x = [r["fraction"] for r in mine]
+        mean = np.array([r["mean"] for r in mine])
+        (line,) = ax.plot(x, mean, marker="o", label=method)
+        low = np.array([r["ci95_lo"] if r["ci95_lo"] is not None else r["mean"] for r in mine])
+        high = np.array([r["ci95_hi"] if r["ci95_hi"] is not None else r["mean"] for r in mine])
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlabel("fraction of training data kept")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Test accuracy vs kept fraction (mean, 95% CI over seeds)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def report_markdown(result: SweepResult, budget: str, config, full_steps: int) -> str:
+    """The sweep's report: budget rule, table of means and intervals, plot, wall time."""
+    rule = (f"same-steps: every run takes {full_steps} optimizer steps (the full data's "
+            "budget), whatever the subset size" if budget == "same-steps" else
+            f"same-epochs: every run takes {config.epochs} epochs over its own subset "
+            "(smaller subsets take fewer steps)")
+    lines = ["# Prune sweep", "", f"Budget rule: {rule}.", "",
+             f"Model {config.model}, optimizer {config.optimizer}, lr {config.lr}, batch "
+             f"{config.batch_size}, schedule {config.schedule}.", "",
+             "| method | fraction | n | mean test acc | 95% CI | steps |",
+             "|---|---|---|---|---|---|"]
+    for row in result.summary.to_pylist():
+        ci = ("n/a" if row["ci95_lo"] is None
+              else f"[{row['ci95_lo']:.4f}, {row['ci95_hi']:.4f}]")
+        lines.append(f"| {row['method']} | {row['fraction']:g} | {row['n']} | "
+                     f"{row['mean']:.4f} | {ci} | {row['steps']:g} |")
+    lines += ["", f"![test accuracy vs kept fraction]({PLOT_NAME})", "",
+              f"Runs: {result.results.num_rows} ({result.trained} trained, {result.reused} "
+              f"reused from the cache); scores: {result.scores_computed} computed, "
+              f"{result.scores_reused} reused. Wall time: {result.seconds:.1f} s.", ""]
+    return "\n".join(lines)
+
+
+def _write_text(path: Path, text: str) -> None:
+    from curate.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _write_bytes(path: Path, figure) -> None:
+    from curate.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", metadata={"Software": None})
