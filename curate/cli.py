@@ -158,12 +158,10 @@ def apply(data, selection, output, rejected, everything, tag_as, tag_format, tra
     curate apply docs.jsonl --selection sel.parquet -o tagged.parquet --all --tag-as column
     curate apply docs.jsonl --selection sel.parquet -o clean.jsonl --clean c4_quality
     """
-    import contextlib
-
     import pyarrow.parquet as pq
 
-    from curate.io import Source, TableWriter
-    from curate.materialize import ApplyOptions, iter_apply
+    from curate.io import Source
+    from curate.materialize import ApplyOptions, write_applied
     from curate.registry import make_scorer
 
     try:
@@ -176,16 +174,10 @@ def apply(data, selection, output, rejected, everything, tag_as, tag_format, tra
     options = ApplyOptions(text_column=text_column, tag_as=tag_as, tag_format=tag_format,
                            everything=everything, transforms=cleaners)
     source = Source(data, id_column=id_column, max_doc_bytes=max_doc_bytes)
-    with contextlib.ExitStack() as stack:
-        kept_writer = stack.enter_context(TableWriter(output))
-        rej_writer = stack.enter_context(TableWriter(rejected)) if rejected else None
-        for kept, dropped in iter_apply(source, sel, options):
-            kept_writer.write(kept)
-            if rej_writer is not None:
-                rej_writer.write(dropped)
-    click.echo(f"wrote {kept_writer.rows} examples to {output}")
-    if rej_writer is not None:
-        click.echo(f"wrote {rej_writer.rows} rejected examples to {rejected}")
+    rows = write_applied(source, sel, options, kept=output, rejected=rejected)
+    click.echo(f"wrote {rows['kept']} examples to {output}")
+    if rejected:
+        click.echo(f"wrote {rows['rejected']} rejected examples to {rejected}")
 
 
 @cli.command()

@@ -90,6 +90,29 @@ def iter_apply(source: Source, selection: pa.Table, options: ApplyOptions,
                           f"{matched}: was the selection made from this dataset?")
 
 
+def write_applied(source: Source, selection: pa.Table, options: ApplyOptions, *,
+                  kept=None, rejected=None, batch_size: int = DEFAULT_BATCH_SIZE) -> dict:
+    """Stream the dataset once and write the kept and/or rejected examples atomically.
+
+    ``kept`` and ``rejected`` are output paths (either may be None); with
+    ``options.everything`` the ``kept`` path receives every example. Returns the rows
+    written per output, e.g. ``{"kept": 170, "rejected": 1830}``.
+    """
+    import contextlib
+
+    from curate.io import TableWriter
+
+    paths = {"kept": kept, "rejected": rejected}
+    with contextlib.ExitStack() as stack:
+        writers = {key: stack.enter_context(TableWriter(path))
+                   for key, path in paths.items() if path is not None}
+        for kept_part, rejected_part in iter_apply(source, selection, options, batch_size):
+            for key, part in (("kept", kept_part), ("rejected", rejected_part)):
+                if key in writers:
+                    writers[key].write(part)
+    return {key: writer.rows for key, writer in writers.items()}
+
+
 def _tagged(batch: pa.Table, tags: pa.ChunkedArray, options: ApplyOptions) -> pa.Table:
     if options.tag_as == "column":
         return batch.append_column("tag", tags)

@@ -277,8 +277,8 @@ class RecipeRun:
         return self._select(Tag(body["rules"], default=body.get("default")))
 
     def _step_apply(self, body, fingerprint, previous):
-        from curate.io import TableWriter, write_table
-        from curate.materialize import ApplyOptions, iter_apply
+        from curate.io import write_table
+        from curate.materialize import ApplyOptions, write_applied
 
         if self.selection is None:
             raise CurateError(f"{self.path}: an apply step needs a filter or tag step before it")
@@ -295,17 +295,20 @@ class RecipeRun:
         transforms = [make_scorer(n) for n in body.get("transform", [])]
         for t in transforms:
             t.text_column = self.text_column
-        written = {}
-        for key, target in targets.items():
-            options = ApplyOptions(text_column=self.text_column, tag_as=body.get("tag_as"),
-                                   tag_format=body.get("tag_format", "<|{tag}|> "),
-                                   everything=key == "everything",
-                                   transforms=transforms if key != "rejected" else [])
-            with TableWriter(target) as writer:
-                for kept, rejected in iter_apply(self._source(), self.selection, options):
-                    writer.write(rejected if key == "rejected" else kept)
-            written[key] = {"path": str(target), "rows": writer.rows,
-                            "sha": _file_hash(target)}
+
+        def options(everything: bool) -> ApplyOptions:
+            return ApplyOptions(text_column=self.text_column, tag_as=body.get("tag_as"),
+                                tag_format=body.get("tag_format", "<|{tag}|> "),
+                                everything=everything, transforms=transforms)
+
+        # Kept and rejected come from one pass over the data; "everything" needs its own.
+        rows = write_applied(self._source(), self.selection, options(False),
+                             kept=targets.get("kept"), rejected=targets.get("rejected"))
+        if "everything" in targets:
+            rows["everything"] = write_applied(self._source(), self.selection, options(True),
+                                               kept=targets["everything"])["kept"]
+        written = {key: {"path": str(target), "rows": rows[key], "sha": _file_hash(target)}
+                   for key, target in targets.items()}
         return {"fingerprint": fingerprint, "reused": False, "counts": counts(self.selection),
                 "outputs": written}
 

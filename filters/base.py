@@ -8,6 +8,7 @@ a selection (see :mod:`curate.selection`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,3 +90,9 @@ def as_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     values = pc.cast(column, pa.float64())
     return np.asarray(pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False),
                       dtype=np.float64)
+
+
+def round_half_up(x: float) -> int:
+    """Round half up, so that a budget of 0.5 examples keeps one (Python's round() rounds
+    half to even)."""
+    return int(math.floor(x + 0.5))

@@ -6,8 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from curate.errors import CurateError
-from filters.base import Decision, Filter, as_numpy
-from filters.subset import _rounded
+from filters.base import Decision, Filter, as_numpy, round_half_up
 
 
 class CCS(Filter):
@@ -50,10 +49,10 @@ class CCS(Filter):
         hardness = values if self.higher_is_harder else -values
         scored = np.flatnonzero(~np.isnan(values))
         hard_first = scored[np.lexsort((scored, -hardness[scored]))]
-        hardest, pool = hard_first[:_rounded(self.beta * n)], np.sort(
-            hard_first[_rounded(self.beta * n):])
+        hardest, pool = hard_first[:round_half_up(self.beta * n)], np.sort(
+            hard_first[round_half_up(self.beta * n):])
         keep = np.zeros(n, dtype=bool)
-        keep[sample_strata(values[pool], _rounded(self.fraction * n), self.bins,
+        keep[sample_strata(values[pool], round_half_up(self.fraction * n), self.bins,
                            np.random.default_rng(self.seed), pool)] = True
         reason = np.full(n, self.reason or f"ccs: not sampled ({self.fraction:g} by "
                          f"{self.by}, seed {self.seed})", dtype=object)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.errors import CurateError
-from filters.base import Decision, Filter, as_numpy
+from filters.base import Decision, Filter, as_numpy, round_half_up
 
 
 class Rules(Filter):
@@ -170,7 +168,7 @@ class KeepFraction(Filter):
 def _budgets(scores: pa.Table, step: KeepFraction, n: int):
     """(rows, kept count, offset count) for the whole table or for each class."""
     if step.balance is None:
-        yield np.arange(n), _rounded(step.fraction * n), _rounded(step.offset * n)
+        yield np.arange(n), round_half_up(step.fraction * n), round_half_up(step.offset * n)
         return
     labels = step.column(scores, step.balance).to_pylist()
     classes = sorted({v for v in labels if v is not None})
@@ -179,8 +177,8 @@ def _budgets(scores: pa.Table, step: KeepFraction, n: int):
     values = np.array(labels, dtype=object)
     groups = [np.flatnonzero(values == c) for c in classes]
     sizes = np.array([len(g) for g in groups])
-    kept = apportion(_rounded(step.fraction * n), sizes, step.fraction)
-    skipped = apportion(_rounded(step.offset * n), sizes, step.offset)
+    kept = apportion(round_half_up(step.fraction * n), sizes, step.fraction)
+    skipped = apportion(round_half_up(step.offset * n), sizes, step.offset)
     yield from zip(groups, kept, skipped)
 
 
@@ -236,12 +234,7 @@ class RandomSubset(Filter):
 
     def decide(self, scores: pa.Table) -> Decision:
         n = scores.num_rows
-        chosen = np.random.default_rng(self.seed).permutation(n)[:_rounded(self.fraction * n)]
+        chosen = np.random.default_rng(self.seed).permutation(n)[:round_half_up(self.fraction * n)]
         keep = np.zeros(n, dtype=bool)
         keep[chosen] = True
         return Decision(keep=keep, reason=[self.reason] * n)
-
-
-def _rounded(x: float) -> int:
-    """Round half up (Python's round() rounds half to even)."""
-    return int(math.floor(x + 0.5))
