@@ -253,6 +253,30 @@ def test_checkpoints_at_requested_steps(digits_data):
         train(TrainConfig(steps=10, checkpoint_steps=(11,)), train_d)
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_masked_weights_stay_zero_and_rewinding_restarts_from_a_checkpoint(digits_data,
+                                                                           optimizer):
+    train_d, _ = digits_data
+    config = TrainConfig(model="mlp", optimizer=optimizer, lr=0.05, weight_decay=1e-3,
+                         steps=20, batch_size=64, checkpoint_steps=(0, 5))
+    first = train(config, train_d, seed=0)
+    mask = (torch.rand(first.model.first.weight.shape,
+                       generator=torch.Generator().manual_seed(0)) > 0.7).float()
+    run = train(config, train_d, seed=1, initial_state=first.checkpoints[5],
+                masks={"first.weight": mask})
+    weight = run.model.first.weight.detach()
+    assert torch.all(weight[mask == 0] == 0)
+    assert torch.all(weight[mask == 1] != 0)
+    # The run started from the checkpoint (masked), not from the seed's initialisation.
+    assert torch.equal(run.checkpoints[0]["first.weight"],
+                       first.checkpoints[5]["first.weight"] * mask)
+    assert torch.equal(run.checkpoints[0]["out.weight"], first.checkpoints[5]["out.weight"])
+    with pytest.raises(CurateError, match="unknown parameter 'nope'"):
+        train(config, train_d, masks={"nope": mask})
+    with pytest.raises(CurateError, match="has shape"):
+        train(config, train_d, masks={"out.weight": mask})
+
+
 def test_callbacks_see_batches_in_training_positions(digits_data):
     train_d, _ = digits_data
     positions = torch.arange(0, 1437, 3)  # 479 examples: 4 batches of 128 per epoch

@@ -47,7 +47,7 @@ def _one_thread() -> None:
 
 def train_seeds(config: TrainConfig, train_data, test_data=None, *, seeds=(0, 1, 2),
                 callbacks_factory=None, workers: int = 1, positions=None,
-                batches_factory=None) -> SeedsResult:
+                batches_factory=None, initial_state=None, masks=None) -> SeedsResult:
     """Run :func:`curate.train.train` once per seed.
 
     Args:
@@ -60,11 +60,12 @@ def train_seeds(config: TrainConfig, train_data, test_data=None, *, seeds=(0, 1,
         batches_factory: ``seed -> batches`` (a schedule such as
             :class:`filters.schedules.CurriculumSchedule`, called as ``batches(step)``),
             built here per seed and passed to that run as ``batches``.
+        initial_state, masks: passed to every run (see :func:`curate.train.train`).
     """
     seeds = list(seeds)
     jobs = [(config, train_data, test_data, seed,
              list(callbacks_factory(seed)) if callbacks_factory else [], positions,
-             batches_factory(seed) if batches_factory else None)
+             batches_factory(seed) if batches_factory else None, initial_state, masks)
             for seed in seeds]
     if workers > 1 and len(seeds) > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(seeds)),
@@ -82,6 +83,6 @@ def train_seeds(config: TrainConfig, train_data, test_data=None, *, seeds=(0, 1,
 
 
 def _run(job) -> RunResult:
-    config, train_data, test_data, seed, callbacks, positions, batches = job
+    config, train_data, test_data, seed, callbacks, positions, batches, initial_state, masks = job
     return train(config, train_data, test_data, seed=seed, callbacks=callbacks,
-                 positions=positions, batches=batches)
+                 positions=positions, batches=batches, initial_state=initial_state, masks=masks)

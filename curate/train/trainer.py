@@ -166,8 +166,27 @@ def _positions(positions, n: int) -> torch.Tensor:
     return pos
 
 
+def _masked_parameters(model: torch.nn.Module, masks) -> list:
+    """``[(parameter, mask)]`` for ``masks`` (name -> tensor), checked against the model."""
+    if not masks:
+        return []
+    params = dict(model.named_parameters())
+    out = []
+    for name, mask in masks.items():
+        if name not in params:
+            raise CurateError(f"mask for unknown parameter {name!r}; the model has "
+                              f"{', '.join(params)}")
+        mask = torch.as_tensor(mask, dtype=params[name].dtype)
+        if mask.shape != params[name].shape:
+            raise CurateError(f"mask for {name!r} has shape {list(mask.shape)}, the "
+                              f"parameter {list(params[name].shape)}")
+        out.append((params[name], mask))
+    return out
+
+
 def train(config: TrainConfig, train_data: TensorData, test_data: TensorData | None = None, *,
-          seed: int = 0, callbacks=(), positions=None, batches=None) -> RunResult:
+          seed: int = 0, callbacks=(), positions=None, batches=None, initial_state=None,
+          masks=None) -> RunResult:
     """Train ``config.model`` on ``train_data`` (or its ``positions``) with ``seed``.
 
     Args:
@@ -179,6 +198,12 @@ def train(config: TrainConfig, train_data: TensorData, test_data: TensorData | N
             ``ceil(len(positions) / batch_size)`` steps (for an ``epochs`` budget and
             ``on_epoch_end``), and the final train metrics use ``positions``.
         callbacks: :class:`curate.train.Callback` instances, called in order.
+        initial_state: optional ``state_dict`` loaded into the freshly built model
+            (e.g. a rewind checkpoint); the seed then only drives the data order.
+        masks: optional ``{parameter name: 0/1 tensor of its shape}``. Masked weights
+            are zeroed before training, their gradients are zeroed before every
+            optimizer step (so momentum and Adam moments stay zero there) and the
+            weights are re-zeroed after it (weight decay cannot revive them).
     Returns:
         a :class:`RunResult`; the budget is in ``final`` (steps, epochs) and ``budget``.
     """
@@ -195,6 +220,12 @@ def train(config: TrainConfig, train_data: TensorData, test_data: TensorData | N
     with seeded(seed):
         model = make_model(config.model, train_data.input_shape, train_data.num_classes,
                            **config.model_params)
+        if initial_state is not None:
+            model.load_state_dict(initial_state)
+        masked = _masked_parameters(model, masks)
+        with torch.no_grad():
+            for param, mask in masked:
+                param.mul_(mask)
         model.train()
         optimizer = make_optimizer(config, model.parameters())
         lr_at = lr_schedule(config, total_steps, steps_per_epoch)
@@ -227,7 +258,12 @@ def train(config: TrainConfig, train_data: TensorData, test_data: TensorData | N
                 loss = losses.mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                for param, mask in masked:
+                    param.grad.mul_(mask)
                 optimizer.step()
+                with torch.no_grad():
+                    for param, mask in masked:
+                        param.mul_(mask)
                 for cb in callbacks:
                     cb.on_batch(indices, logits.detach(), targets, losses.detach(), step)
                 step += 1
