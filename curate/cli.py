@@ -291,6 +291,22 @@ def experiment():
     """Run training experiments over curated subsets, over seeds, with intervals."""
 
 
+def _model_options(command):
+    """The model and optimizer options shared by the experiment commands."""
+    for option in reversed([
+        click.option("--model", default="mlp", show_default=True, help="Model-zoo name."),
+        click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd",
+                     show_default=True),
+        click.option("--lr", type=float, default=0.1, show_default=True),
+        click.option("--batch-size", type=int, default=128, show_default=True),
+        click.option("--seeds", default=3, show_default=True, help="Training seeds per cell."),
+        click.option("--workers", "-j", default=1, show_default=True,
+                     help="Processes for the runs."),
+        click.option("--output", "-o", required=True, type=click.Path(file_okay=False))]):
+        command = option(command)
+    return command
+
+
 @experiment.command(name="prune-sweep")
 @click.argument("data")
 @click.option("--test", "test_data", required=True,
@@ -299,18 +315,12 @@ def experiment():
               help="random, SCORE-easy|hard|middle, or SCORE-ccs (repeatable).")
 @click.option("--fraction", "fractions", type=float, multiple=True, required=True,
               help="Kept fraction (repeatable).")
-@click.option("--seeds", default=3, show_default=True, help="Training seeds per cell.")
 @click.option("--score-seeds", type=int, help="Seeds the difficulty scores average over.")
 @click.option("--budget", type=click.Choice(["same-steps", "same-epochs"]), default="same-steps",
               show_default=True)
-@click.option("--model", default="mlp", show_default=True, help="Model-zoo name.")
 @click.option("--epochs", type=int, help="Epochs of the full-data run (or --steps).")
 @click.option("--steps", type=int, help="Optimizer steps of the full-data run.")
-@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
-@click.option("--lr", type=float, default=0.1, show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--workers", "-j", default=1, show_default=True, help="Processes for the cells.")
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False))
+@_model_options
 def prune_sweep_cmd(data, test_data, methods, fractions, seeds, score_seeds, budget, model,
                     epochs, steps, optimizer, lr, batch_size, workers, output):
     """Accuracy of models trained on score-selected subsets against random and full data.
@@ -335,6 +345,57 @@ def prune_sweep_cmd(data, test_data, methods, fractions, seeds, score_seeds, bud
                         seeds=list(range(seeds)), budget=budget, train_config=config,
                         score_seeds=score_seeds, out_dir=output, workers=workers,
                         progress=_progress())
+    click.echo(f"{sweep.results.num_rows} runs in {sweep.seconds:.1f}s; report: "
+               f"{Path(output) / 'report.md'}")
+
+
+@experiment.command(name="curriculum")
+@click.argument("data")
+@click.option("--test", "test_data", required=True,
+              help="Test dataset, e.g. builtin:NAME:split=test.")
+@click.option("--score", "score_spec", required=True,
+              help="Scorer that orders the examples, as NAME[:key=value,...].")
+@click.option("--lower-is-harder", is_flag=True, help="Low scores are hard (e.g. aum).")
+@click.option("--ordering", "orderings", multiple=True,
+              type=click.Choice(["easy_to_hard", "hard_to_easy", "random"]),
+              help="Orderings to compare (repeatable; default all three).")
+@click.option("--pacing", "pacings", multiple=True, help="Pacing function (repeatable; "
+              "default linear): linear, quadratic, root, step, exponential, logarithmic.")
+@click.option("--budget", "budgets", type=int, multiple=True, required=True,
+              help="Optimizer steps per run (repeatable).")
+@click.option("--start", type=float, default=0.1, show_default=True,
+              help="Fraction of the data available at step 0.")
+@click.option("--full-at", type=float, default=0.8, show_default=True,
+              help="Fraction of the budget at which all data is in.")
+@_model_options
+def curriculum_cmd(data, test_data, score_spec, lower_is_harder, orderings, pacings, budgets,
+                   start, full_at, model, optimizer, lr, batch_size, seeds, workers, output):
+    """Paced curricula (orderings x pacings x budgets x seeds) against standard training.
+
+    Writes results.parquet/.csv, curves.csv, summary.csv, comparisons.csv (easy-to-hard
+    minus the random ordering and minus standard training, paired by seed),
+    accuracy_vs_steps.png and report.md; scores and runs are cached in the output folder.
+
+    \b
+    curate experiment curriculum builtin:mnist1d:noise=0.2 \\
+        --test builtin:mnist1d:split=test --score el2n:model=cnn1d,epoch=5,seeds=5 \\
+        --pacing linear --budget 300 --budget 3000 --model cnn1d --optimizer adam \\
+        --lr 0.01 --batch-size 100 -o curriculum/
+    """
+    from curate.experiment import curriculum_sweep
+    from curate.registry import parse_spec
+    from curate.train import TrainConfig
+
+    score, params = parse_spec(score_spec)
+    config = TrainConfig(model=model, optimizer=optimizer, lr=lr, batch_size=batch_size,
+                         steps=max(budgets))
+    sweep = curriculum_sweep(data, test_data, score=score, score_params=params,
+                             higher_is_harder=not lower_is_harder,
+                             orderings=orderings or ("easy_to_hard", "hard_to_easy", "random"),
+                             pacings=pacings or ("linear",), budgets=budgets,
+                             seeds=list(range(seeds)), start=start, full_at=full_at,
+                             train_config=config, out_dir=output, workers=workers,
+                             progress=_progress())
     click.echo(f"{sweep.results.num_rows} runs in {sweep.seconds:.1f}s; report: "
                f"{Path(output) / 'report.md'}")
 

@@ -35,17 +35,27 @@ fraction), ``accuracy_vs_fraction.png`` and ``report.md``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from curate.errors import CurateError
+from curate.experiment.cells import (
+    Cell,
+    ScoreCache,
+    band,
+    cell_key,
+    fingerprint,
+    interval_text,
+    run_cells,
+    summarize_rows,
+    write_figure,
+    write_tables,
+    write_text,
+)
 
 BUDGETS = ("same-steps", "same-epochs")
 POLICIES = ("keep_fraction", "random", "ccs")
@@ -128,8 +138,6 @@ def prune_sweep(data, test_data, *, methods, fractions, seeds=(0, 1, 2),
         raise CurateError(f"method names must be distinct and not 'full': {names}")
     seeds = [int(s) for s in seeds]
     out = Path(out_dir)
-    for sub in ("scores", "cells"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
 
     source, test_source = Source(data), Source(test_data)
     table = source.read_all()
@@ -139,24 +147,19 @@ def prune_sweep(data, test_data, *, methods, fractions, seeds=(0, 1, 2),
                     "curate": curate.__version__}
     full_steps = train_config.total_steps(len(train_set))
 
-    score_tables, score_counts = {}, {"computed": 0, "reused": 0}
-    for spec in specs:
-        if spec["policy"] != "random":
-            key = score_key(spec, score_seeds, fingerprints)
-            if key not in score_tables:
-                score_tables[key] = _scores(spec, score_seeds, table, out / "scores", key,
-                                            score_counts)
+    score_cache = ScoreCache(out / "scores", fingerprints)
+    score_tables = [None if spec["policy"] == "random" else
+                    score_cache.get(spec["score"], score_params(spec, score_seeds), table)
+                    for spec in specs]
 
     position = {i: p for p, i in enumerate(train_set.ids)}
-    cells = []  # (row stub, positions, config, cell key)
+    cells = []
     for seed in seeds:
         cells.append(_cell({"method": "full", "score": None, "policy": None, "keep": None,
                             "fraction": 1.0, "seed": seed}, spec=None,
                            positions=np.arange(len(train_set)), config=train_config,
                            budget=budget, full_steps=full_steps, fingerprints=fingerprints))
-        for spec in specs:
-            scores = (None if spec["policy"] == "random"
-                      else score_tables[score_key(spec, score_seeds, fingerprints)])
+        for spec, scores in zip(specs, score_tables):
             for fraction in fractions:
                 chosen = subset_positions(spec, fraction, seed, scores, table, position)
                 cells.append(_cell({"method": spec["name"], "score": spec.get("score"),
@@ -166,16 +169,18 @@ def prune_sweep(data, test_data, *, methods, fractions, seeds=(0, 1, 2),
                                    budget=budget, full_steps=full_steps,
                                    fingerprints=fingerprints))
 
-    rows = _run_cells(cells, train_set, test_set, out / "cells", workers, progress)
+    rows = run_cells(cells, train_set, test_set, out / "cells", workers=workers,
+                     progress=progress, desc="prune sweep")
     results = pa.Table.from_pylist(rows).select(list(RESULT_COLUMNS))
-    summary = summarize_results(results)
+    summary = summarize_rows(rows, ("method", "fraction"))
     seconds = time.perf_counter() - start
-    subsets = {(c[0]["method"], c[0]["fraction"], c[0]["seed"]): c[1] for c in cells}
+    subsets = {(c.stub["method"], c.stub["fraction"], c.stub["seed"]): c.data["positions"]
+               for c in cells}
     reused = sum(r["reused"] for r in rows)
     result = SweepResult(results=results, summary=summary, subsets=subsets,
                          trained=len(rows) - reused, reused=reused,
-                         scores_computed=score_counts["computed"],
-                         scores_reused=score_counts["reused"], seconds=seconds, out_dir=out)
+                         scores_computed=score_cache.computed,
+                         scores_reused=score_cache.reused, seconds=seconds, out_dir=out)
     write_outputs(result, budget, train_config, full_steps)
     return result
 
@@ -208,42 +213,12 @@ def method_spec(method) -> dict:
     return spec
 
 
-def fingerprint(value) -> str:
-    """xxh3-128 hex digest of the canonical JSON of ``value``."""
-    import xxhash
-
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return xxhash.xxh3_128_hexdigest(text.encode())
-
-
-def score_key(spec: dict, score_seeds, fingerprints: dict) -> str:
-    """Cache key of a method's scores: scorer, parameters, data and curate version."""
-    return fingerprint({"score": spec["score"], "params": _score_params(spec, score_seeds),
-                        "data": fingerprints["data"], "curate": fingerprints["curate"]})
-
-
-def _score_params(spec: dict, score_seeds) -> dict:
+def score_params(spec: dict, score_seeds) -> dict:
+    """The scorer parameters of a method: its ``score_params``, ``seeds`` defaulted."""
     params = dict(spec["score_params"])
     if score_seeds is not None:
         params.setdefault("seeds", score_seeds)
     return params
-
-
-def _scores(spec, score_seeds, table, folder: Path, key: str, counts: dict) -> pa.Table:
-    """The method's score table, read from the cache or computed and cached."""
-    import pyarrow.parquet as pq
-
-    from curate.io import write_table
-    from curate.registry import make_scorer
-
-    path = folder / f"{key}.parquet"
-    if path.exists():
-        counts["reused"] += 1
-        return pq.read_table(path)
-    scores = make_scorer(spec["score"], _score_params(spec, score_seeds)).score(table)
-    write_table(scores, path)
-    counts["computed"] += 1
-    return scores
 
 
 def subset_positions(spec: dict, fraction: float, seed: int, scores, table: pa.Table,
@@ -269,100 +244,20 @@ def subset_positions(spec: dict, fraction: float, seed: int, scores, table: pa.T
     return np.sort(np.array([position[i] for i in kept], dtype=np.int64))
 
 
-def _cell(stub: dict, *, spec, positions, config, budget, full_steps, fingerprints):
-    """(row stub, positions, run config, cache key) of one run."""
+def _cell(stub: dict, *, spec, positions, config, budget, full_steps, fingerprints) -> Cell:
     if budget == "same-steps":
-        run_config = dataclasses.replace(config, steps=full_steps, epochs=None)
-    else:
-        run_config = config
+        config = dataclasses.replace(config, steps=full_steps, epochs=None)
     stub = {**stub, "n_kept": len(positions), "budget": budget}
-    key = fingerprint({"cell": stub, "method": spec, "config": dataclasses.asdict(run_config),
-                       "positions": fingerprint(positions.tolist()), **fingerprints})
-    return stub, positions, run_config, key
-
-
-def _train_cell(config, train_set, test_set, positions, seed) -> dict:
-    from curate.train import train
-
-    final = train(config, train_set, test_set, seed=seed, positions=positions).final
-    return {k: final[k] for k in ("steps", "epochs", "test_acc", "test_loss", "seconds")}
-
-
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def _run_cells(cells, train_set, test_set, folder: Path, workers: int, progress: bool):
-    """Rows of every cell in order: cached ones read back, the rest trained and cached."""
-    rows: list = [None] * len(cells)
-    todo = []
-    for i, (stub, _, _, key) in enumerate(cells):
-        path = folder / f"{key}.json"
-        if path.exists():
-            rows[i] = {**stub, **json.loads(path.read_text())["metrics"], "reused": True}
-        else:
-            todo.append(i)
-    bar = None
-    if progress and todo:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), desc="prune sweep", unit="run")
-
-    def finish(i, metrics):
-        stub, _, config, key = cells[i]
-        _write_text(folder / f"{key}.json", json.dumps(
-            {"row": stub, "config": dataclasses.asdict(config), "metrics": metrics},
-            sort_keys=True, indent=1, default=str))
-        rows[i] = {**stub, **metrics, "reused": False}
-        if bar is not None:
-            bar.update()
-
-    if workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                 initializer=_one_thread) as pool:
-            futures = {i: pool.submit(_train_cell, cells[i][2], train_set, test_set,
-                                      cells[i][1], cells[i][0]["seed"]) for i in todo}
-            for i, future in futures.items():
-                finish(i, future.result())
-    else:
-        for i in todo:
-            finish(i, _train_cell(cells[i][2], train_set, test_set, cells[i][1],
-                                  cells[i][0]["seed"]))
-    if bar is not None:
-        bar.close()
-    return rows
-
-
-def summarize_results(results: pa.Table) -> pa.Table:
-    """One row per (method, fraction), in first-seen order: test accuracy over seeds."""
-    from curate.train import summarize
-
-    groups: dict = {}
-    for row in results.to_pylist():
-        groups.setdefault((row["method"], row["fraction"]), []).append(row)
-    out = []
-    for (method, fraction), rows in groups.items():
-        stats = summarize([r["test_acc"] for r in rows])
-        low, high = stats["ci95"] or (None, None)
-        out.append({"method": method, "fraction": fraction, "n": stats["n"],
-                    "mean": stats["mean"], "std": stats["std"], "ci95_lo": low,
-                    "ci95_hi": high, "steps": float(np.mean([r["steps"] for r in rows]))})
-    return pa.Table.from_pylist(out)
+    key = cell_key(stub, config, fingerprint(positions.tolist()), fingerprints, method=spec)
+    return Cell(stub, config, {"positions": positions}, key)
 
 
 def write_outputs(result: SweepResult, budget: str, config, full_steps: int) -> None:
     """results.parquet/.csv, summary.csv, the plot and report.md in ``result.out_dir``."""
-    from curate.io import write_table
-
     out = result.out_dir
-    write_table(result.results, out / "results.parquet")
-    write_table(result.results, out / "results.csv")
-    write_table(result.summary, out / "summary.csv")
-    figure = accuracy_figure(result.summary)
-    _write_bytes(out / PLOT_NAME, figure)
-    _write_text(out / "report.md", report_markdown(result, budget, config, full_steps))
+    write_tables(out, result.results, result.summary)
+    write_figure(out / PLOT_NAME, accuracy_figure(result.summary))
+    write_text(out / "report.md", report_markdown(result, budget, config, full_steps))
 
 
 def accuracy_figure(summary: pa.Table):
@@ -380,12 +275,7 @@ def accuracy_figure(summary: pa.Table):
             ax.axhline(row["mean"], color="0.3", ls="--", lw=1, label="full data")
     for method in dict.fromkeys(r["method"] for r in rows if r["method"] != "full"):
         mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["fraction"])
-        x = [r["fraction"] for r in mine]
-        mean = np.array([r["mean"] for r in mine])
-        (line,) = ax.plot(x, mean, marker="o", label=method)
-        low = np.array([r["ci95_lo"] if r["ci95_lo"] is not None else r["mean"] for r in mine])
-        high = np.array([r["ci95_hi"] if r["ci95_hi"] is not None else r["mean"] for r in mine])
-        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, lw=0)
+        band(ax, [r["fraction"] for r in mine], mine, method, marker="o")
     ax.set_xlabel("fraction of training data kept")
     ax.set_ylabel("test accuracy")
     ax.set_title("Test accuracy vs kept fraction (mean, 95% CI over seeds)")
@@ -405,26 +295,10 @@ def report_markdown(result: SweepResult, budget: str, config, full_steps: int) -
              "| method | fraction | n | mean test acc | 95% CI | steps |",
              "|---|---|---|---|---|---|"]
     for row in result.summary.to_pylist():
-        ci = ("n/a" if row["ci95_lo"] is None
-              else f"[{row['ci95_lo']:.4f}, {row['ci95_hi']:.4f}]")
         lines.append(f"| {row['method']} | {row['fraction']:g} | {row['n']} | "
-                     f"{row['mean']:.4f} | {ci} | {row['steps']:g} |")
+                     f"{row['mean']:.4f} | {interval_text(row)} | {row['steps']:g} |")
     lines += ["", f"![test accuracy vs kept fraction]({PLOT_NAME})", "",
               f"Runs: {result.results.num_rows} ({result.trained} trained, {result.reused} "
               f"reused from the cache); scores: {result.scores_computed} computed, "
               f"{result.scores_reused} reused. Wall time: {result.seconds:.1f} s.", ""]
     return "\n".join(lines)
-
-
-def _write_text(path: Path, text: str) -> None:
-    from curate.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
-def _write_bytes(path: Path, figure) -> None:
-    from curate.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", metadata={"Software": None})
