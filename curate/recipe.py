@@ -1,7 +1,7 @@
 """Running a recipe: validated, fingerprinted, resumable, with a manifest.
 
 A recipe names a source and ordered steps (``fit``, ``score``, ``filter``,
-``tag``, ``apply``). Each step gets a fingerprint from its own configuration, the
+``tag``, ``apply``, ``experiment``). Each step gets a fingerprint from its own configuration, the
 fingerprints of what it reads (the source's content hash, the previous steps,
 model files) and curate's version. On a re-run a step whose fingerprint matches a
 finished one is reused instead of recomputed. ``manifest.json`` records versions,
@@ -13,6 +13,7 @@ Run folder layout::
     <out>/selection.parquet         the final selection (id, keep, reason, tag, order)
     <out>/models/...                models saved by fit steps
     <out>/<apply outputs>           kept / rejected / tagged data
+    <out>/<experiment output>/      an experiment's tables, plots, report and caches
     <out>/manifest.json             what ran, how, and what it produced
     <out>/.state.json               fingerprints of finished steps (for reuse)
 """
@@ -312,6 +313,40 @@ class RecipeRun:
         return {"fingerprint": fingerprint, "reused": False, "counts": counts(self.selection),
                 "outputs": written}
 
+    def _step_experiment(self, body, fingerprint, previous):
+        """A prune sweep or curriculum sweep on the recipe's source.
+
+        The experiment caches its scores and runs in its output folder, so a re-run
+        retrains nothing that finished before (the record counts trained and reused).
+        """
+        from curate.experiment import curriculum_sweep, prune_sweep
+        from curate.train import TrainConfig
+
+        try:
+            config = TrainConfig(**body["train"])
+        except TypeError as exc:
+            raise CurateError(f"{self.path}: experiment train: {exc}") from None
+        out = self.out / body.get("output", body["kind"])
+        common = {"seeds": list(range(body.get("seeds", 3))), "train_config": config,
+                  "out_dir": out, "workers": self.workers, "progress": self.progress}
+        test = self._input_path(body["test"])
+        if body["kind"] == "prune-sweep":
+            result = prune_sweep(self.source_spec, test, methods=body["methods"],
+                                 fractions=body["fractions"],
+                                 budget=body.get("budget", "same-steps"),
+                                 score_seeds=body.get("score_seeds"), **common)
+        else:
+            score = dict(body["score"])
+            options = {k: body[k] for k in ("orderings", "pacings", "start", "full_at",
+                                            "higher_is_harder", "eval_points") if k in body}
+            result = curriculum_sweep(self.source_spec, test, score=score.pop("name"),
+                                      score_params=score, budgets=body["budgets"],
+                                      **options, **common)
+        return {"reused": result.trained == 0,
+                "runs": {"trained": result.trained, "reused": result.reused},
+                "scores": {"computed": result.scores_computed, "reused": result.scores_reused},
+                "outputs": [str(out / "report.md")]}
+
 
 def _init_params(fn) -> list[str]:
     import inspect
@@ -331,6 +366,9 @@ def _summary(record: dict) -> str:
         bits.append(f"reused {', '.join(record['reused'])}")
     if record.get("computed"):
         bits.append(f"computed {', '.join(record['computed'])}")
+    if record.get("runs"):
+        bits.append(f"{record['runs']['trained']} runs trained, {record['runs']['reused']} "
+                    "reused")
     if record.get("dropped_here") or record["type"] == "filter":
         bits.append(f"dropped {sum(record['dropped_here'].values())}")
     if c:

@@ -81,6 +81,17 @@ STEPS = {
     "tag": {"rules": (LIST, True), "default": (STR, False)},
     "apply": {"kept": (STR, False), "rejected": (STR, False), "everything": (STR, False),
               "tag_as": (STR, False), "tag_format": (STR, False), "transform": (LIST, False)},
+    "experiment": "experiment",  # checked by EXPERIMENTS[kind]
+}
+EXPERIMENT = {"kind": (STR, True), "test": (STR, True), "train": (dict, True),
+              "seeds": (INT, False), "output": (STR, False)}
+EXPERIMENTS = {
+    "prune-sweep": {**EXPERIMENT, "methods": (LIST, True), "fractions": (LIST, True),
+                    "budget": (STR, False), "score_seeds": (INT, False)},
+    "curriculum": {**EXPERIMENT, "score": (dict, True), "budgets": (LIST, True),
+                   "orderings": (LIST, False), "pacings": (LIST, False), "start": (NUM, False),
+                   "full_at": (NUM, False), "higher_is_harder": (BOOL, False),
+                   "eval_points": (INT, False)},
 }
 
 
@@ -135,6 +146,9 @@ def validate(path: Path, recipe: LineDict) -> None:
         if kind == "filter":
             _check_filter(path, body, what, filters.FILTERS)
             continue
+        if kind == "experiment":
+            _check_experiment(path, body, what)
+            continue
         check_mapping(path, body, STEPS[kind], what)
         if kind == "score":
             for spec in body["scorers"]:
@@ -148,6 +162,31 @@ def validate(path: Path, recipe: LineDict) -> None:
         if kind == "apply" and body.get("tag_as") not in (None, "column", "prefix"):
             raise CurateError(f"{_where(path, body, 'tag_as')}: {what}.tag_as must be 'column' "
                               f"or 'prefix', got {body['tag_as']!r}")
+
+
+def _check_experiment(path: Path, body, what: str) -> None:
+    if not isinstance(body, dict) or body.get("kind") not in EXPERIMENTS:
+        where = _where(path, body, "kind") if isinstance(body, dict) else str(path)
+        raise CurateError(f"{where}: {what} needs kind: one of {', '.join(EXPERIMENTS)}")
+    what = f"{what} ({body['kind']})"
+    check_mapping(path, body, EXPERIMENTS[body["kind"]], what)
+    from curate.experiment import method_spec
+    from curate.registry import SCORERS
+
+    try:
+        scores = [method_spec(m).get("score") for m in body.get("methods", [])]
+    except CurateError as exc:
+        raise CurateError(f"{_where(path, body, 'methods')}: {what}: {exc}") from None
+    if "score" in body:
+        if "name" not in body["score"]:
+            raise CurateError(f"{_where(path, body, 'score')}: {what}: score needs a name, "
+                              "e.g. {name: el2n, model: cnn1d, epoch: 5}")
+        scores.append(body["score"]["name"])
+    for name in scores:
+        if name is not None and name not in SCORERS:
+            key = "score" if "score" in body else "methods"
+            raise CurateError(f"{_where(path, body, key)}: {what}: unknown scorer {name!r}; "
+                              f"known: {', '.join(sorted(SCORERS))}")
 
 
 def _check_filter(path: Path, body, what: str, registry: dict) -> None:

@@ -108,3 +108,47 @@ def test_class_balanced_step_joins_the_label_column(tmp_path):
     kept = [r["label"] for r in Source(str(tmp_path / "run" / "kept.jsonl")).read_all().to_pylist()]
     assert manifest["steps"][1]["counts"]["kept"] == 10
     assert sorted(kept) == [0] * 5 + [1] * 5
+
+
+EXPERIMENT_RECIPE = """\
+source: builtin:digits
+steps:
+  - experiment:
+      kind: prune-sweep
+      test: builtin:digits:split=test
+      train: {model: logreg, lr: 0.1, batch_size: 64, steps: 6}
+      seeds: 2
+      methods: [random, el2n-hard]
+      fractions: [0.5]
+      score_seeds: 1
+      output: diet
+"""
+
+
+def test_experiment_step_runs_the_sweep_and_a_rerun_trains_nothing(tmp_path):
+    recipe = tmp_path / "diet.yaml"
+    recipe.write_text(EXPERIMENT_RECIPE.replace("score_seeds: 1", "score_seeds: 1\n"
+                                                "      budget: same-steps"))
+    first = run_recipe(recipe, tmp_path / "run", log=lambda s: None)["steps"][0]
+    assert first["runs"] == {"trained": 2 * 3, "reused": 0}
+    assert first["scores"] == {"computed": 1, "reused": 0}
+    assert (tmp_path / "run" / "diet" / "report.md").exists()
+    again = run_recipe(recipe, tmp_path / "run", log=lambda s: None)["steps"][0]
+    assert again["reused"] is True and again["runs"] == {"trained": 0, "reused": 6}
+    assert again["scores"] == {"computed": 0, "reused": 1}
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("kind: prune-sweep", "kind: sweep"), r"diet.yaml:4: step 1 \(experiment\) needs kind"),
+    (("[random, el2n-hard]", "[random, el2n-sideways]"), r"diet.yaml:8: .*bad method"),
+    (("[random, el2n-hard]", "[random, nope-hard]"), r"unknown scorer 'nope'"),
+    (("seeds: 2", "seeds: 2\n      pacings: [linear]"),
+     r"diet.yaml:\d+: unknown key 'pacings' in step 1 \(experiment\) \(prune-sweep\)"),
+    (("      test: builtin:digits:split=test\n", ""), r"missing required key 'test'"),
+])
+def test_bad_experiment_step_fails_before_running(tmp_path, edit, message):
+    recipe = tmp_path / "diet.yaml"
+    recipe.write_text(EXPERIMENT_RECIPE.replace(*edit))
+    with pytest.raises(CurateError, match=message):
+        run_recipe(recipe, tmp_path / "run", log=lambda s: None)
+    assert not (tmp_path / "run").exists()
