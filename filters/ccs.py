@@ -6,7 +6,8 @@ import numpy as np
 import pyarrow as pa
 
 from curate.errors import CurateError
-from filters.base import Decision, Filter, as_numpy, round_half_up
+from filters.base import Decision, Filter, as_numpy
+from filters.labels import class_budgets
 
 
 class CCS(Filter):
@@ -21,6 +22,10 @@ class CCS(Filter):
     Missing (null or NaN) scores are dropped. If fewer examples than the budget are
     left after step 1, all of them are kept.
 
+    ``balance`` names a label column: steps 1-4 then run within each class, on the
+    class's own score range, with the budget and the dropped share split over the
+    classes in proportion to their sizes (:func:`filters.labels.class_budgets`).
+
     Args:
         by: score column; higher means harder unless ``higher_is_harder=False``
             (e.g. for AUM, where the hardest examples have the lowest margins).
@@ -29,31 +34,38 @@ class CCS(Filter):
             0.3 at 90% pruning on CIFAR-10).
         bins: number of strata (paper: 50).
         seed: sampling seed.
+        balance: label column for class-balanced budgets (default None: global).
     """
 
     name = "ccs"
 
     def __init__(self, by: str, fraction: float, beta: float = 0.0, bins: int = 50,
-                 higher_is_harder: bool = True, seed: int = 0, reason: str | None = None):
+                 higher_is_harder: bool = True, seed: int = 0, balance: str | None = None,
+                 reason: str | None = None):
         for label, value in (("fraction", fraction), ("beta", beta)):
             if not 0 <= value <= 1:
                 raise CurateError(f"ccs: {label} must be in [0, 1], got {value}")
         if not isinstance(bins, int) or bins < 1:
             raise CurateError(f"ccs: bins must be a positive integer, got {bins!r}")
         self.by, self.fraction, self.beta, self.bins = by, fraction, beta, bins
-        self.higher_is_harder, self.seed, self.reason = higher_is_harder, seed, reason
+        self.higher_is_harder, self.seed, self.balance, self.reason = \
+            higher_is_harder, seed, balance, reason
 
     def decide(self, scores: pa.Table) -> Decision:
         values = as_numpy(self.column(scores, self.by))
         n = len(values)
         hardness = values if self.higher_is_harder else -values
-        scored = np.flatnonzero(~np.isnan(values))
-        hard_first = scored[np.lexsort((scored, -hardness[scored]))]
-        hardest, pool = hard_first[:round_half_up(self.beta * n)], np.sort(
-            hard_first[round_half_up(self.beta * n):])
+        labels = None if self.balance is None else self.column(scores, self.balance)
+        rng = np.random.default_rng(self.seed)
         keep = np.zeros(n, dtype=bool)
-        keep[sample_strata(values[pool], round_half_up(self.fraction * n), self.bins,
-                           np.random.default_rng(self.seed), pool)] = True
+        hardest = []
+        for rows, (budget, dropped) in class_budgets(labels, n, (self.fraction, self.beta)):
+            scored = rows[~np.isnan(values[rows])]
+            hard_first = scored[np.lexsort((scored, -hardness[scored]))]
+            hardest.append(hard_first[:dropped])
+            pool = np.sort(hard_first[dropped:])
+            keep[sample_strata(values[pool], budget, self.bins, rng, pool)] = True
+        hardest = np.concatenate(hardest)
         reason = np.full(n, self.reason or f"ccs: not sampled ({self.fraction:g} by "
                          f"{self.by}, seed {self.seed})", dtype=object)
         reason[hardest] = self.reason or f"ccs: among hardest {self.beta:g} by {self.by}"

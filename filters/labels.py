@@ -1,11 +1,14 @@
-"""Bring a dataset column (usually the label) into a score table, matched by id."""
+"""Labels for class-balanced policies: join them into a score table by id, and split
+a budget over classes."""
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.errors import CurateError
+from filters.base import round_half_up
 
 
 def join_labels(scores: pa.Table, source, column: str = "label",
@@ -33,3 +36,45 @@ def join_labels(scores: pa.Table, source, column: str = "label",
         raise CurateError(f"id {missing!r} of the score table is not in the dataset "
                           f"({where.null_count} ids missing)")
     return scores.append_column(column, data.column(column).take(where))
+
+
+def class_budgets(labels, n: int, shares):
+    """Yield ``(rows, counts)``: the budget ``round(share * n)`` of each share, per class.
+
+    ``labels``: None (one group, all ``n`` rows) or [n] class labels (an Arrow array or
+    a sequence; a missing label is a class of its own). Each share's total is split
+    over the classes in proportion to their sizes by :func:`apportion`, so the counts
+    add up to the unbalanced budget. ``rows`` are positions in ``0..n-1``.
+    """
+    if labels is None:
+        yield np.arange(n), [round_half_up(share * n) for share in shares]
+        return
+    labels = labels.to_pylist() if hasattr(labels, "to_pylist") else list(labels)
+    classes = sorted({v for v in labels if v is not None})
+    if len(classes) < len(set(labels)):
+        classes.append(None)
+    values = np.array(labels, dtype=object)
+    groups = [np.flatnonzero(values == c) for c in classes]
+    sizes = np.array([len(g) for g in groups])
+    per_share = [apportion(round_half_up(share * n), sizes, share) for share in shares]
+    for g, rows in enumerate(groups):
+        yield rows, [int(counts[g]) for counts in per_share]
+
+
+def apportion(total: int, sizes: np.ndarray, share: float) -> np.ndarray:
+    """Split ``total`` over groups of ``sizes`` as ``share * size`` each (largest remainder).
+
+    Each group gets ``floor(share * size)`` or one more; the extra units go to the
+    largest fractional parts, ties to the earlier group.
+    """
+    quota = share * np.asarray(sizes, dtype=np.float64)
+    base = np.minimum(np.floor(quota + 1e-9).astype(int), sizes)
+    extra = total - int(base.sum())
+    order = np.lexsort((np.arange(len(sizes)), -(quota - base)))
+    for g in order:
+        if extra <= 0:
+            break
+        if base[g] < sizes[g]:
+            base[g] += 1
+            extra -= 1
+    return base

@@ -8,6 +8,7 @@ import pyarrow.compute as pc
 
 from curate.errors import CurateError
 from filters.base import Decision, Filter, as_numpy, round_half_up
+from filters.labels import class_budgets
 
 
 class Rules(Filter):
@@ -150,7 +151,8 @@ class KeepFraction(Filter):
         policy = {"top": "hard", "bottom": "easy"}.get(self.keep, self.keep)
         keep = np.zeros(n, dtype=bool)
         skipped = np.zeros(n, dtype=bool)
-        for rows, k, o in _budgets(scores, self, n):
+        labels = None if self.balance is None else self.column(scores, self.balance)
+        for rows, (k, o) in class_budgets(labels, n, (self.fraction, self.offset)):
             chosen, hardest = _pick(hardness[rows], k, o, policy)
             keep[rows[chosen]] = True
             skipped[rows[hardest]] = True
@@ -163,42 +165,6 @@ class KeepFraction(Filter):
         side = {"top": "highest", "bottom": "lowest", "easy": "easiest", "hard": "hardest",
                 "middle": "middle"}[self.keep]
         return f"not in {side} {self.fraction:g} by {self.by}"
-
-
-def _budgets(scores: pa.Table, step: KeepFraction, n: int):
-    """(rows, kept count, offset count) for the whole table or for each class."""
-    if step.balance is None:
-        yield np.arange(n), round_half_up(step.fraction * n), round_half_up(step.offset * n)
-        return
-    labels = step.column(scores, step.balance).to_pylist()
-    classes = sorted({v for v in labels if v is not None})
-    if len(classes) < len(set(labels)):
-        classes.append(None)  # a missing label is a class of its own
-    values = np.array(labels, dtype=object)
-    groups = [np.flatnonzero(values == c) for c in classes]
-    sizes = np.array([len(g) for g in groups])
-    kept = apportion(round_half_up(step.fraction * n), sizes, step.fraction)
-    skipped = apportion(round_half_up(step.offset * n), sizes, step.offset)
-    yield from zip(groups, kept, skipped)
-
-
-def apportion(total: int, sizes: np.ndarray, share: float) -> np.ndarray:
-    """Split ``total`` over groups of ``sizes`` as ``share * size`` each (largest remainder).
-
-    Each group gets ``floor(share * size)`` or one more; the extra units go to the
-    largest fractional parts, ties to the earlier group.
-    """
-    quota = share * np.asarray(sizes, dtype=np.float64)
-    base = np.minimum(np.floor(quota + 1e-9).astype(int), sizes)
-    extra = total - int(base.sum())
-    order = np.lexsort((np.arange(len(sizes)), -(quota - base)))
-    for g in order:
-        if extra <= 0:
-            break
-        if base[g] < sizes[g]:
-            base[g] += 1
-            extra -= 1
-    return base
 
 
 def _pick(hardness: np.ndarray, k: int, o: int, policy: str) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ from curate.errors import CurateError
 from curate.recipe_schema import read_yaml, validate
 from curate.selection import counts
 from filters.ccs import allocate, strata
-from filters.subset import apportion
+from filters.labels import apportion
 
 # Hardness of e0..e9: the easiest is e3 (0), the hardest e4 (9).
 S = [5, 2, 8, 0, 9, 1, 7, 3, 6, 4]
@@ -151,6 +151,20 @@ def test_ccs_lower_is_harder_drops_the_lowest():
     sel = F.CCS("aum", fraction=0.5, beta=0.2, bins=3, higher_is_harder=False).select(table)
     kept_scores = [v for v, k in zip(S, sel.column("keep").to_pylist()) if k]
     assert len(kept_scores) == 5 and min(kept_scores) >= 2
+
+
+def test_ccs_balance_keeps_each_class_share_and_drops_each_class_hardest():
+    table = _balanced_table()
+    sel = F.CCS("s", fraction=0.5, beta=0.25, bins=2, balance="label", seed=0).select(table)
+    keep = np.array(sel.column("keep").to_pylist())
+    s, label = np.array(table.column("s").to_pylist()), np.array(table.column("label"))
+    assert (keep & (label == 0)).sum() == 6 and (keep & (label == 1)).sum() == 4
+    # beta is taken within each class: its hardest quarter goes, not class 1's alone.
+    assert not keep[(label == 0) & (s >= 9)].any() and not keep[(label == 1) & (s >= 106)].any()
+    unbalanced = np.array(F.CCS("s", fraction=0.5, beta=0.25, bins=2, seed=0).select(table)
+                          .column("keep").to_pylist())
+    # Globally, beta takes class 1's five hardest and the bins split by class: 7 and 3.
+    assert (unbalanced & (label == 0)).sum() == 7 and (unbalanced & (label == 1)).sum() == 3
 
 
 def test_allocate_follows_the_reference_rule():

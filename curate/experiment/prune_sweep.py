@@ -62,7 +62,8 @@ POLICIES = ("keep_fraction", "random", "ccs")
 #: Scores for which a lower value means harder (the rest: higher is harder).
 LOWER_IS_HARDER = frozenset({"aum"})
 #: Method keys passed on to the policy.
-POLICY_KEYS = {"keep_fraction": ("keep", "offset", "balance"), "ccs": ("beta", "bins"),
+POLICY_KEYS = {"keep_fraction": ("keep", "offset", "balance"),
+               "ccs": ("beta", "bins", "balance"),
                "random": ()}
 PLOT_NAME = "accuracy_vs_fraction.png"
 RESULT_COLUMNS = ("method", "score", "policy", "keep", "fraction", "n_kept", "seed", "budget",
@@ -104,9 +105,10 @@ def prune_sweep(data, test_data, *, methods, fractions, seeds=(0, 1, 2),
             ``"ccs"`` or ``"random"``), for scored policies ``score`` (a registered
             scorer), optional ``score_params``, ``by`` (score column; default the score
             name), ``higher_is_harder`` (default False for AUM, else True) and the
-            policy's own keys (``keep``/``offset``/``balance``; ``beta``/``bins``). A
-            string is shorthand: ``"random"``, ``"<score>-<easy|hard|middle>"`` or
-            ``"<score>-ccs"``. Random and CCS sampling use the run's seed.
+            policy's own keys (``keep``/``offset``; ``beta``/``bins``; both take
+            ``balance``, a label column for class-balanced budgets). A string is
+            shorthand: ``"random"``, ``"<score>-<easy|hard|middle>"`` or ``"<score>-ccs"``.
+            Random and CCS sampling use the run's seed.
         fractions: kept fractions in (0, 1]; the full-data baseline is always added.
         seeds: training seeds; every cell runs once per seed.
         budget: ``"same-steps"`` or ``"same-epochs"`` (see the module docstring).
@@ -235,8 +237,8 @@ def subset_positions(spec: dict, fraction: float, seed: int, scores, table: pa.T
     else:
         policy = KeepFraction(spec["by"], fraction,
                               higher_is_harder=spec["higher_is_harder"], **options)
-        if options.get("balance"):
-            scores = join_labels(scores, table, column=options["balance"])
+    if options.get("balance"):
+        scores = join_labels(scores, table, column=options["balance"])
     selection = select(scores, [policy])
     kept = selection.filter(selection.column("keep")).column("id").to_pylist()
     if not kept:
