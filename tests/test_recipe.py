@@ -1,12 +1,14 @@
 """Recipes: validation before running, reuse on re-run, manifest, determinism."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from curate.errors import CurateError
 from curate.io import Source
 from curate.recipe import run_recipe
+from curate.recipe_schema import read_yaml, validate
 
 RECIPE = """\
 name: small
@@ -152,3 +154,9 @@ def test_bad_experiment_step_fails_before_running(tmp_path, edit, message):
     with pytest.raises(CurateError, match=message):
         run_recipe(recipe, tmp_path / "run", log=lambda s: None)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_recipes_validate(path):
+    validate(path, read_yaml(path))
