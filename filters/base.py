@@ -96,3 +96,16 @@ def round_half_up(x: float) -> int:
     """Round half up, so that a budget of 0.5 examples keeps one (Python's round() rounds
     half to even)."""
     return int(math.floor(x + 0.5))
+
+
+def kept_positions(selection: pa.Table, ids, id_column: str = "id") -> np.ndarray:
+    """Sorted positions into ``ids`` (e.g. ``TensorData.ids``) of the rows ``selection`` keeps.
+
+    Every kept id must be in ``ids``.
+    """
+    kept = set(selection.filter(selection.column("keep")).column(id_column).to_pylist())
+    positions = np.array([p for p, i in enumerate(ids) if i in kept], dtype=np.int64)
+    if len(positions) != len(kept):
+        raise CurateError(f"{len(kept) - len(positions)} kept ids of the selection are not in "
+                          "the training data")
+    return positions

@@ -154,7 +154,6 @@ def prune_sweep(data, test_data, *, methods, fractions, seeds=(0, 1, 2),
                     score_cache.get(spec["score"], score_params(spec, score_seeds), table)
                     for spec in specs]
 
-    position = {i: p for p, i in enumerate(train_set.ids)}
     cells = []
     for seed in seeds:
         cells.append(_cell({"method": "full", "score": None, "policy": None, "keep": None,
@@ -163,7 +162,7 @@ def prune_sweep(data, test_data, *, methods, fractions, seeds=(0, 1, 2),
                            budget=budget, full_steps=full_steps, fingerprints=fingerprints))
         for spec, scores in zip(specs, score_tables):
             for fraction in fractions:
-                chosen = subset_positions(spec, fraction, seed, scores, table, position)
+                chosen = subset_positions(spec, fraction, seed, scores, table, train_set.ids)
                 cells.append(_cell({"method": spec["name"], "score": spec.get("score"),
                                     "policy": spec["policy"], "keep": spec.get("keep"),
                                     "fraction": fraction, "seed": seed},
@@ -224,9 +223,10 @@ def score_params(spec: dict, score_seeds) -> dict:
 
 
 def subset_positions(spec: dict, fraction: float, seed: int, scores, table: pa.Table,
-                     position: dict) -> np.ndarray:
+                     ids) -> np.ndarray:
     """Training positions (sorted) the method keeps at ``fraction`` for ``seed``."""
     from filters import CCS, KeepFraction, RandomSubset, join_labels, select
+    from filters.base import kept_positions
 
     options = {k: spec[k] for k in POLICY_KEYS[spec["policy"]] if k in spec}
     if spec["policy"] == "random":
@@ -240,10 +240,10 @@ def subset_positions(spec: dict, fraction: float, seed: int, scores, table: pa.T
     if options.get("balance"):
         scores = join_labels(scores, table, column=options["balance"])
     selection = select(scores, [policy])
-    kept = selection.filter(selection.column("keep")).column("id").to_pylist()
-    if not kept:
+    positions = kept_positions(selection, ids)
+    if not len(positions):
         raise CurateError(f"method {spec['name']!r} keeps no example at fraction {fraction:g}")
-    return np.sort(np.array([position[i] for i in kept], dtype=np.int64))
+    return positions
 
 
 def _cell(stub: dict, *, spec, positions, config, budget, full_steps, fingerprints) -> Cell:
