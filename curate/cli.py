@@ -401,6 +401,88 @@ def curriculum_cmd(data, test_data, score_spec, lower_is_harder, orderings, paci
 
 
 @cli.group()
+def ticket():
+    """Lottery tickets: iterative magnitude pruning, mode connectivity, sharpness."""
+
+
+def _positions_of_selection(path: str, ids) -> list[int]:
+    """Positions into ``ids`` of the examples a selection file (``curate filter``) keeps."""
+    import pyarrow.parquet as pq
+
+    from filters.base import kept_positions
+
+    try:
+        selection = pq.read_table(path, columns=["id", "keep"])
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        raise CurateError(f"{path}: cannot read a selection (id, keep): {exc}") from None
+    try:
+        return kept_positions(selection, ids).tolist()
+    except CurateError as exc:
+        raise CurateError(f"{path}: {exc}") from None
+
+
+@ticket.command(name="imp")
+@click.argument("data")
+@click.option("--test", "test_data", required=True,
+              help="Test dataset, e.g. builtin:NAME:split=test.")
+@click.option("--steps", type=int, required=True, help="Training steps T of every level.")
+@click.option("--levels", type=int, required=True,
+              help="Pruning rounds; density after L rounds is (1 - fraction)^L.")
+@click.option("--fraction", type=float, default=0.2, show_default=True,
+              help="Share of the remaining weights pruned per round.")
+@click.option("--output-fraction", type=float,
+              help="Own rate for the output layer (default: the same as the rest).")
+@click.option("--scope", type=click.Choice(["global", "layer"]), default="global",
+              show_default=True)
+@click.option("--rewind-step", type=int, default=0, show_default=True,
+              help="k: the step whose weights every level rewinds to (0: the original "
+              "lottery ticket).")
+@click.option("--control", "controls", multiple=True,
+              type=click.Choice(["random_mask", "reinit"]),
+              help="Controls at each level (repeatable; default both).")
+@click.option("--no-controls", is_flag=True, help="Train the tickets only.")
+@click.option("--target-acc", type=float, help="Test accuracy for steps-to-target.")
+@click.option("--eval-every", type=int, help="Steps between test evaluations (curves).")
+@click.option("--instability", type=click.Choice(["none", "dense", "all"]), default="dense",
+              show_default=True, help="Where to measure the barrier between two data orders.")
+@click.option("--pretrain", "pretrain_selection", type=click.Path(dir_okay=False),
+              help="Selection file (from curate filter): train the 0..k phase on its kept "
+              "examples only (a data diet for IMP).")
+@_model_options
+def ticket_imp(data, test_data, steps, levels, fraction, output_fraction, scope, rewind_step,
+               controls, no_controls, target_acc, eval_every, instability, pretrain_selection,
+               model, optimizer, lr, batch_size, seeds, workers, output):
+    """Iterative magnitude pruning with rewinding, with controls and error barriers.
+
+    Writes runs.parquet/.csv (one row per seed, level and kind), summary.csv,
+    barriers.csv, curves.parquet, accuracy_vs_sparsity.png, barrier_vs_level.png and
+    report.md.
+
+    \b
+    curate ticket imp builtin:mnist1d --test builtin:mnist1d:split=test --model mlp \\
+        --optimizer adam --lr 0.001 --batch-size 100 --steps 3000 --levels 11 -o tickets/
+    """
+    from curate.train import TensorData, TrainConfig
+    from curate.train.lottery import imp
+
+    config = TrainConfig(model=model, optimizer=optimizer, lr=lr, batch_size=batch_size,
+                         steps=steps)
+    train_set = TensorData.from_source(data)
+    pretrain = _positions_of_selection(pretrain_selection, train_set.ids) \
+        if pretrain_selection else None
+    result = imp(config, train_set, TensorData.from_source(test_data),
+                 levels=levels, fraction=fraction, rewind_step=rewind_step,
+                 seeds=list(range(seeds)),
+                 controls=() if no_controls else (controls or ("random_mask", "reinit")),
+                 output_fraction=output_fraction, scope=scope, target_acc=target_acc,
+                 eval_every=eval_every, pretrain=pretrain, instability=instability,
+                 workers=workers)
+    result.write(output)
+    click.echo(f"{result.runs.num_rows} runs in {result.seconds:.1f}s; report: "
+               f"{Path(output) / 'report.md'}")
+
+
+@cli.group()
 def fasttext():
     """Train fastText quality classifiers."""
 

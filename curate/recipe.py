@@ -314,12 +314,12 @@ class RecipeRun:
                 "outputs": written}
 
     def _step_experiment(self, body, fingerprint, previous):
-        """A prune sweep or curriculum sweep on the recipe's source.
+        """A prune sweep, curriculum sweep or lottery-ticket run on the recipe's source.
 
-        The experiment caches its scores and runs in its output folder, so a re-run
-        retrains nothing that finished before (the record counts trained and reused).
+        Sweeps cache their scores and runs in their output folder, so a re-run retrains
+        nothing that finished before (the record counts trained and reused runs); a
+        lottery step is reused whole when its fingerprint and report are unchanged.
         """
-        from curate.experiment import curriculum_sweep, prune_sweep
         from curate.train import TrainConfig
 
         try:
@@ -327,9 +327,14 @@ class RecipeRun:
         except TypeError as exc:
             raise CurateError(f"{self.path}: experiment train: {exc}") from None
         out = self.out / body.get("output", body["kind"])
-        common = {"seeds": list(range(body.get("seeds", 3))), "train_config": config,
-                  "out_dir": out, "workers": self.workers, "progress": self.progress}
+        seeds = list(range(body.get("seeds", 3)))
         test = self._input_path(body["test"])
+        if body["kind"] == "lottery":
+            return self._lottery(body, config, seeds, test, out, fingerprint, previous)
+        from curate.experiment import curriculum_sweep, prune_sweep
+
+        common = {"seeds": seeds, "train_config": config, "out_dir": out,
+                  "workers": self.workers, "progress": self.progress}
         if body["kind"] == "prune-sweep":
             result = prune_sweep(self.source_spec, test, methods=body["methods"],
                                  fractions=body["fractions"],
@@ -347,6 +352,24 @@ class RecipeRun:
                 "scores": {"computed": result.scores_computed, "reused": result.scores_reused},
                 "outputs": [str(out / "report.md")]}
 
+    def _lottery(self, body, config, seeds, test, out, fingerprint, previous):
+        from curate.train import TensorData
+        from curate.train.lottery import imp
+
+        report = out / "report.md"
+        fingerprint = _hash(fingerprint, self._data_fingerprint(test))
+        if self._reusable(previous, fingerprint, [report]):
+            return {"fingerprint": fingerprint, "reused": True, "outputs": [str(report)]}
+        options = {k: body[k] for k in ("fraction", "rewind_step", "controls",
+                                        "output_fraction", "scope", "target_acc",
+                                        "eval_every", "instability") if k in body}
+        result = imp(config, TensorData.from_source(self.source_spec),
+                     TensorData.from_source(test), levels=body["levels"], seeds=seeds,
+                     workers=self.workers, **options)
+        result.write(out)
+        return {"fingerprint": fingerprint, "reused": False,
+                "runs": {"trained": result.runs.num_rows, "reused": 0},
+                "outputs": [str(report)]}
 
 def _init_params(fn) -> list[str]:
     import inspect

@@ -92,6 +92,11 @@ EXPERIMENTS = {
                    "orderings": (LIST, False), "pacings": (LIST, False), "start": (NUM, False),
                    "full_at": (NUM, False), "higher_is_harder": (BOOL, False),
                    "eval_points": (INT, False)},
+    "lottery": {**EXPERIMENT, "levels": (INT, True), "fraction": (NUM, False),
+                "rewind_step": (INT, False), "controls": (LIST, False),
+                "output_fraction": (NUM, False), "scope": (STR, False),
+                "target_acc": (NUM, False), "eval_every": (INT, False),
+                "instability": (STR, False)},
 }
 
 

@@ -6,13 +6,21 @@
     result = train_seeds(TrainConfig(model="cnn1d", optimizer="adam", lr=1e-2,
                                      batch_size=100, steps=6000), train, test)
     result.summary["test_acc"]   # {"mean", "std", "ci95": [lo, hi], "n"}
+
+Pruned networks: :mod:`curate.train.pruning` (masks, magnitude pruning),
+:mod:`curate.train.lottery` (IMP with rewinding, controls), :mod:`curate.train.connectivity`
+(linear mode connectivity) and :mod:`curate.train.sharpness` (Hessian spectrum, prunable
+fraction).
 """
 
 from curate.train.callbacks import Callback
 from curate.train.data import TensorData
+from curate.train.lottery import LotteryResult, imp
 from curate.train.models import MODELS, make_model
+from curate.train.pruning import apply_masks, magnitude_masks, random_masks, sparsity
 from curate.train.seeds import SeedsResult, summarize, train_seeds
 from curate.train.trainer import RunResult, TrainConfig, evaluate, train
 
-__all__ = ["Callback", "MODELS", "RunResult", "SeedsResult", "TensorData", "TrainConfig",
-           "evaluate", "make_model", "summarize", "train", "train_seeds"]
+__all__ = ["Callback", "LotteryResult", "MODELS", "RunResult", "SeedsResult", "TensorData",
+           "TrainConfig", "apply_masks", "evaluate", "imp", "magnitude_masks", "make_model",
+           "random_masks", "sparsity", "summarize", "train", "train_seeds"]

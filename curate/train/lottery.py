@@ -1,0 +1,529 @@
+"""Lottery tickets: iterative magnitude pruning with rewinding (IMP), controls and barriers.
+
+:func:`imp` follows open_lth's lottery runner (Frankle et al. 2019, 2020), per seed:
+
+1. Rewind point ``W_k``: the initialisation (``rewind_step=0``) or the weights after
+   ``rewind_step`` steps of training from it (on ``pretrain`` positions when given: the
+   "data diet" hook of Paul et al. 2022).
+2. Level 0 trains the dense network from ``W_k`` for the remaining ``T - k`` steps
+   (``T`` = the config's budget), so every level sees the same ``k + (T - k)`` steps.
+3. Level L >= 1 prunes ``fraction`` of the weights the previous level kept, ranked by
+   |w| of the previous level's trained network (:func:`magnitude_masks`), rewinds to
+   ``W_k``, applies the mask and trains ``T - k`` steps. Density after L levels is
+   ``(1 - fraction) ** L``.
+4. Controls at each level >= 1 (leaves: IMP continues from the ticket): ``reinit``,
+   the same mask on a fresh initialisation (a derived init seed); ``random_mask``, a
+   random mask with the ticket's per-layer counts (:func:`random_masks`) on ``W_k``.
+
+All runs of a seed use that seed's data order. Each ``T - k`` run starts a fresh
+optimizer and LR schedule at ``W_k`` (open_lth also restarts the optimizer; with a
+non-constant schedule, note that the schedule restarts too).
+
+Barriers (:mod:`curate.train.connectivity`, on the test data): ``successive``, between
+the trained networks of levels L and L+1 (Paul et al. 2023). No mask is applied on the
+path: both endpoints are zero off level L's mask (masks only shrink and pruned weights
+stay zero), so this equals Paul et al.'s masking with level L's mask. ``instability``:
+between the level's network and a copy trained from the same ``W_k`` and mask with
+another data order (Frankle et al. 2020), at the dense level (``instability="dense"``)
+or at every level (``"all"``).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from curate.errors import CurateError
+from curate.train.connectivity import error_barrier
+from curate.train.data import TensorData
+from curate.train.models import make_model
+from curate.train.pruning import (
+    SCOPES,
+    magnitude_masks,
+    prunable_parameters,
+    random_masks,
+    sparsity,
+)
+from curate.train.seeds import _one_thread, summarize
+from curate.train.trainer import TrainConfig, seeded, train
+
+KINDS = ("dense", "ticket", "random_mask", "reinit")
+CONTROLS = ("random_mask", "reinit")
+INSTABILITY = ("none", "dense", "all")
+ACCURACY_PLOT = "accuracy_vs_sparsity.png"
+BARRIER_PLOT = "barrier_vs_level.png"
+
+# Streams of derived seeds (numpy SeedSequence entropy: stream, run seed, level), so a
+# control's init or mask never shares a seed with a run seed.
+_REINIT, _RANDOM_MASK, _ORDER = 1, 2, 3
+
+
+def _derived_seed(stream: int, seed: int, level: int) -> int:
+    return int(np.random.SeedSequence([stream, seed, level]).generate_state(1)[0])
+
+
+@dataclass
+class LotteryResult:
+    """What :func:`imp` measured.
+
+    Tables (pyarrow):
+
+    - ``runs``, one row per (seed, level, kind): ``seed, level, kind`` (dense | ticket |
+      random_mask | reinit), ``kept, total`` (prunable weights), ``density, sparsity``,
+      ``test_acc, test_loss, train_acc, train_loss``, ``steps`` (k + T - k),
+      ``steps_to_target`` (first history step, counted from the initialisation, with
+      test_acc >= target_acc; null when never or without a target), ``seconds``.
+    - ``summary``, per (level, kind): ``level, kind, density, sparsity, n, mean, std,
+      ci95_lo, ci95_hi`` of test_acc over seeds (Student t), ``reached`` (seeds that hit
+      the target) and ``steps_to_target`` (their mean; null when none).
+    - ``barriers``, one row per (seed, kind, level): ``seed, kind`` (successive |
+      instability), ``level, other_level`` (L and L+1, or L and L), ``sparsity`` (of
+      ``other_level``), ``barrier, barrier_linear, max_error, endpoint_error_mean,
+      error_a, error_b`` (see :func:`curate.train.connectivity.barrier`).
+    - ``barrier_summary``, per (kind, level, other_level): ``sparsity, n, mean, std,
+      ci95_lo, ci95_hi`` of ``barrier`` and ``barrier_linear_mean``.
+    - ``curves``: ``seed, level, kind, step, test_acc, test_loss`` (step counted from the
+      initialisation, so the first row of a level run is at k + eval_every).
+
+    Also ``masks[(seed, level)]`` (the ticket masks, level >= 1), ``rewind_states[seed]``
+    (``W_k``), ``states[(seed, level)]`` (the trained ticket; level 0: dense), the
+    ``settings`` and the wall time in ``seconds``.
+    """
+
+    runs: pa.Table
+    summary: pa.Table
+    barriers: pa.Table
+    barrier_summary: pa.Table
+    curves: pa.Table
+    settings: dict
+    seconds: float
+    masks: dict = field(default_factory=dict, repr=False)
+    rewind_states: dict = field(default_factory=dict, repr=False)
+    states: dict = field(default_factory=dict, repr=False)
+
+    def write(self, out_dir) -> Path:
+        """Write runs.parquet/.csv, summary.csv, barriers.csv, barrier_summary.csv,
+        curves.parquet, the two plots and report.md into ``out_dir`` (atomically)."""
+        from curate.io import write_table
+
+        out = Path(out_dir)
+        write_table(self.runs, out / "runs.parquet")
+        write_table(self.runs, out / "runs.csv")
+        write_table(self.summary, out / "summary.csv")
+        write_table(self.barriers, out / "barriers.csv")
+        write_table(self.barrier_summary, out / "barrier_summary.csv")
+        write_table(self.curves, out / "curves.parquet")
+        _write_figure(out / ACCURACY_PLOT, accuracy_figure(self.summary))
+        _write_figure(out / BARRIER_PLOT, barrier_figure(self.barrier_summary))
+        _write_text(out / "report.md", report_markdown(self))
+        return out
+
+
+def imp(config: TrainConfig, train_data: TensorData, test_data: TensorData, *, levels: int,
+        fraction: float = 0.2, rewind_step: int = 0, seeds=(0, 1, 2),
+        controls=("random_mask", "reinit"), output_fraction: float | None = None,
+        scope: str = "global", target_acc: float | None = None, eval_every: int | None = None,
+        barrier_points: int = 11, pretrain=None, instability: str = "dense",
+        workers: int = 1) -> LotteryResult:
+    """Iterative magnitude pruning with rewinding, over ``seeds`` (see the module notes).
+
+    Args:
+        config: how every run trains (its budget is T; ``checkpoint_steps`` is ignored).
+        levels: pruning rounds after the dense level 0.
+        fraction: share of the remaining weights pruned per level, in (0, 1).
+        rewind_step: k, the step whose weights each level rewinds to (0 = the init).
+        controls: any of ``"random_mask"``, ``"reinit"``.
+        output_fraction, scope: passed to :func:`magnitude_masks` (e.g. 0.1 prunes the
+            output layer at half of 0.2, as Frankle & Carbin do).
+        target_acc: test accuracy for ``steps_to_target``.
+        eval_every: history rows every so many steps (default: the config's).
+        barrier_points: alphas per barrier path (endpoints included).
+        pretrain: positions into ``train_data`` on which the 0..k phase trains
+            (needs ``rewind_step > 0``); None = the full data.
+        instability: ``"none"``, ``"dense"`` (level 0 only) or ``"all"`` (every level;
+            one extra run per level and seed).
+        workers: > 1 runs seeds in that many spawned processes with one torch thread
+            each (the config's model must then be importable, not a lambda).
+    """
+    started = time.perf_counter()
+    seeds = _check(config, train_data, test_data, levels, fraction, rewind_step, seeds,
+                   controls, output_fraction, scope, target_acc, eval_every, barrier_points,
+                   pretrain, instability, workers)
+    total = config.total_steps(len(train_data))
+    settings = {"model": config.model if isinstance(config.model, str) else
+                getattr(config.model, "__name__", repr(config.model)),
+                "model_params": dict(config.model_params), "optimizer": config.optimizer,
+                "lr": config.lr, "batch_size": config.batch_size, "schedule": config.schedule,
+                "weight_decay": config.weight_decay, "total_steps": total, "levels": levels,
+                "fraction": fraction, "rewind_step": rewind_step, "seeds": list(seeds),
+                "controls": list(controls), "output_fraction": output_fraction,
+                "scope": scope, "target_acc": target_acc,
+                "eval_every": eval_every or config.eval_every,
+                "barrier_points": barrier_points, "instability": instability,
+                "pretrain_examples": None if pretrain is None else len(pretrain)}
+    level_config = replace(config, steps=total - rewind_step, epochs=None, checkpoint_steps=(),
+                           eval_every=eval_every or config.eval_every)
+    jobs = [(seed, config, level_config, train_data, test_data, settings,
+             None if pretrain is None else np.asarray(pretrain, dtype=np.int64))
+            for seed in seeds]
+    if workers > 1 and len(seeds) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(seeds)),
+                                 mp_context=get_context("spawn"),
+                                 initializer=_one_thread) as pool:
+            outputs = list(pool.map(_imp_seed, jobs))
+    else:
+        outputs = [_imp_seed(job) for job in jobs]
+
+    runs = [r for out in outputs for r in out["runs"]]
+    barriers = [r for out in outputs for r in out["barriers"]]
+    curves = [r for out in outputs for r in out["curves"]]
+    return LotteryResult(
+        runs=pa.Table.from_pylist(runs, schema=RUNS_SCHEMA),
+        summary=summarize_runs(runs),
+        barriers=pa.Table.from_pylist(barriers, schema=BARRIERS_SCHEMA),
+        barrier_summary=summarize_barriers(barriers),
+        curves=pa.Table.from_pylist(curves, schema=CURVES_SCHEMA),
+        settings=settings, seconds=time.perf_counter() - started,
+        masks={(out["seed"], lv): m for out in outputs for lv, m in out["masks"].items()},
+        rewind_states={out["seed"]: out["rewind"] for out in outputs},
+        states={(out["seed"], lv): s for out in outputs for lv, s in out["states"].items()})
+
+
+RUNS_SCHEMA = pa.schema([
+    ("seed", pa.int64()), ("level", pa.int64()), ("kind", pa.string()), ("kept", pa.int64()),
+    ("total", pa.int64()), ("density", pa.float64()), ("sparsity", pa.float64()),
+    ("test_acc", pa.float64()), ("test_loss", pa.float64()), ("train_acc", pa.float64()),
+    ("train_loss", pa.float64()), ("steps", pa.int64()), ("steps_to_target", pa.int64()),
+    ("seconds", pa.float64())])
+BARRIERS_SCHEMA = pa.schema([
+    ("seed", pa.int64()), ("kind", pa.string()), ("level", pa.int64()),
+    ("other_level", pa.int64()), ("sparsity", pa.float64()), ("barrier", pa.float64()),
+    ("barrier_linear", pa.float64()), ("max_error", pa.float64()),
+    ("endpoint_error_mean", pa.float64()), ("error_a", pa.float64()),
+    ("error_b", pa.float64())])
+CURVES_SCHEMA = pa.schema([
+    ("seed", pa.int64()), ("level", pa.int64()), ("kind", pa.string()), ("step", pa.int64()),
+    ("test_acc", pa.float64()), ("test_loss", pa.float64())])
+
+
+def _check(config, train_data, test_data, levels, fraction, rewind_step, seeds, controls,
+           output_fraction, scope, target_acc, eval_every, barrier_points, pretrain,
+           instability, workers) -> list[int]:
+    """Validate imp's arguments; return the seeds as a list."""
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    if not isinstance(config, TrainConfig):
+        raise CurateError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if test_data is None:
+        raise CurateError("imp needs test_data: accuracy and barriers are measured on it")
+    if not is_int(levels) or levels < 0:
+        raise CurateError(f"levels must be a non-negative integer, got {levels!r}")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
+            or not 0 < fraction < 1:
+        raise CurateError(f"fraction must be in (0, 1) (the share of the remaining weights "
+                          f"pruned per level), got {fraction!r}")
+    total = config.total_steps(len(train_data))
+    if not is_int(rewind_step) or not 0 <= rewind_step < total:
+        raise CurateError(f"rewind_step must be an integer in [0, {total}) (the config "
+                          f"trains {total} steps), got {rewind_step!r}")
+    seeds = list(seeds)
+    if not seeds or not all(is_int(s) for s in seeds) or len(set(seeds)) != len(seeds):
+        raise CurateError(f"seeds must be distinct integers, at least one, got {seeds!r}")
+    unknown = [c for c in controls if c not in CONTROLS]
+    if isinstance(controls, str) or unknown:
+        raise CurateError(f"controls must be a list of {', '.join(CONTROLS)}, got "
+                          f"{controls!r}")
+    if output_fraction is not None and (isinstance(output_fraction, bool) or not isinstance(
+            output_fraction, (int, float)) or not 0 <= output_fraction < 1):
+        raise CurateError(f"output_fraction must be in [0, 1) or None, got "
+                          f"{output_fraction!r}")
+    if scope not in SCOPES:
+        raise CurateError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    if target_acc is not None and not (isinstance(target_acc, (int, float))
+                                       and 0 < target_acc <= 1):
+        raise CurateError(f"target_acc must be an accuracy in (0, 1], got {target_acc!r}")
+    if eval_every is not None and (not is_int(eval_every) or eval_every < 1):
+        raise CurateError(f"eval_every must be a positive integer, got {eval_every!r}")
+    if not is_int(barrier_points) or barrier_points < 2:
+        raise CurateError(f"barrier_points must be an integer >= 2, got {barrier_points!r}")
+    if pretrain is not None:
+        if rewind_step == 0:
+            raise CurateError("pretrain positions need rewind_step > 0: they replace the "
+                              "data of the 0..rewind_step phase")
+        pos = np.asarray(pretrain)
+        if pos.ndim != 1 or len(pos) == 0 or not np.issubdtype(pos.dtype, np.integer) \
+                or pos.min() < 0 or pos.max() >= len(train_data):
+            raise CurateError(f"pretrain must be a non-empty list of positions in "
+                              f"[0, {len(train_data)})")
+    if instability not in INSTABILITY:
+        raise CurateError(f"instability must be one of {', '.join(INSTABILITY)}, got "
+                          f"{instability!r}")
+    if not is_int(workers) or workers < 1:
+        raise CurateError(f"workers must be a positive integer, got {workers!r}")
+    return seeds
+
+
+def _rewind_state(seed, config, train_data, rewind_step, pretrain) -> dict:
+    """``W_k`` for ``seed``: its initialisation, or k steps of training from it."""
+    if rewind_step == 0:
+        return _init_state(config, train_data, seed)
+    pre = replace(config, steps=rewind_step, epochs=None, checkpoint_steps=(), eval_every=None)
+    run = train(pre, train_data, None, seed=seed, positions=pretrain)
+    return copy.deepcopy(run.model.state_dict())
+
+
+def _init_state(config, data, seed) -> dict:
+    """The initialisation ``train(config, data, seed=seed)`` starts from."""
+    with seeded(seed):
+        model = make_model(config.model, data.input_shape, data.num_classes,
+                           **config.model_params)
+    return copy.deepcopy(model.state_dict())
+
+
+def _imp_seed(job) -> dict:
+    """All levels, controls and barriers of one seed."""
+    seed, config, level_config, train_data, test_data, settings, pretrain = job
+    k = settings["rewind_step"]
+    rewind = _rewind_state(seed, config, train_data, k, pretrain)
+    layers = prunable_parameters(make_model(config.model, train_data.input_shape,
+                                            train_data.num_classes, **config.model_params))
+    total_weights = sum(rewind[name].numel() for name in layers)
+    out = {"seed": seed, "rewind": rewind, "runs": [], "barriers": [], "curves": [],
+           "masks": {}, "states": {}}
+
+    def run_and_record(level, kind, masks, initial_state, order_seed=seed):
+        run = train(level_config, train_data, test_data, seed=order_seed,
+                    initial_state=initial_state, masks=masks)
+        kept = sparsity(masks)["overall"]["kept"] if masks else total_weights
+        reached = None
+        if settings["target_acc"] is not None:
+            reached = next((k + h["step"] for h in run.history
+                            if h["test_acc"] >= settings["target_acc"]), None)
+        out["runs"].append({
+            "seed": seed, "level": level, "kind": kind, "kept": kept, "total": total_weights,
+            "density": kept / total_weights, "sparsity": 1 - kept / total_weights,
+            "test_acc": run.final["test_acc"], "test_loss": run.final["test_loss"],
+            "train_acc": run.final["train_acc"], "train_loss": run.final["train_loss"],
+            "steps": k + run.final["steps"], "steps_to_target": reached,
+            "seconds": run.final["seconds"]})
+        out["curves"] += [{"seed": seed, "level": level, "kind": kind, "step": k + h["step"],
+                           "test_acc": h["test_acc"], "test_loss": h["test_loss"]}
+                          for h in run.history]
+        return copy.deepcopy(run.model.state_dict())
+
+    def record_barrier(kind, level, other_level, state_a, state_b, density):
+        b = error_barrier(config, state_a, state_b, test_data, points=settings["barrier_points"])
+        out["barriers"].append({
+            "seed": seed, "kind": kind, "level": level, "other_level": other_level,
+            "sparsity": 1 - density, "barrier": b["barrier"],
+            "barrier_linear": b["barrier_linear"], "max_error": b["max_error"],
+            "endpoint_error_mean": b["endpoint_error_mean"], "error_a": b["path"][0]["error"],
+            "error_b": b["path"][-1]["error"]})
+
+    masks, previous = None, None
+    for level in range(settings["levels"] + 1):
+        if level > 0:
+            masks = magnitude_masks(previous, settings["fraction"], masks=masks, layers=layers,
+                                    scope=settings["scope"],
+                                    output_fraction=settings["output_fraction"])
+            out["masks"][level] = masks
+        density = sparsity(masks)["overall"]["kept"] / total_weights if masks else 1.0
+        state = run_and_record(level, "ticket" if level else "dense", masks, rewind)
+        out["states"][level] = state
+        if level > 0 and "reinit" in settings["controls"]:
+            fresh = _init_state(config, train_data, _derived_seed(_REINIT, seed, level))
+            run_and_record(level, "reinit", masks, fresh)
+        if level > 0 and "random_mask" in settings["controls"]:
+            shuffled = random_masks(masks, _derived_seed(_RANDOM_MASK, seed, level))
+            run_and_record(level, "random_mask", shuffled, rewind)
+        if settings["instability"] == "all" or (settings["instability"] == "dense"
+                                                and level == 0):
+            twin = train(level_config, train_data, None, seed=_derived_seed(_ORDER, seed, level),
+                         initial_state=rewind, masks=masks)
+            record_barrier("instability", level, level, state, twin.model.state_dict(),
+                           density)
+        if previous is not None:
+            record_barrier("successive", level - 1, level, previous, state, density)
+        previous = state
+    return out
+
+
+def summarize_runs(runs: list[dict]) -> pa.Table:
+    """Per (level, kind): density and the mean and 95% interval of test_acc over seeds."""
+    groups: dict = {}
+    for row in runs:
+        groups.setdefault((row["level"], row["kind"]), []).append(row)
+    out = []
+    for (level, kind), rows in sorted(groups.items(),
+                                      key=lambda item: (item[0][0], KINDS.index(item[0][1]))):
+        stats = summarize([r["test_acc"] for r in rows])
+        low, high = stats["ci95"] or (None, None)
+        reached = [r["steps_to_target"] for r in rows if r["steps_to_target"] is not None]
+        density = float(np.mean([r["density"] for r in rows]))
+        out.append({"level": level, "kind": kind, "density": density, "sparsity": 1 - density,
+                    "n": stats["n"], "mean": stats["mean"], "std": stats["std"],
+                    "ci95_lo": low, "ci95_hi": high, "reached": len(reached),
+                    "steps_to_target": float(np.mean(reached)) if reached else None})
+    return pa.Table.from_pylist(out, schema=SUMMARY_SCHEMA)
+
+
+SUMMARY_SCHEMA = pa.schema([
+    ("level", pa.int64()), ("kind", pa.string()), ("density", pa.float64()),
+    ("sparsity", pa.float64()), ("n", pa.int64()), ("mean", pa.float64()),
+    ("std", pa.float64()), ("ci95_lo", pa.float64()), ("ci95_hi", pa.float64()),
+    ("reached", pa.int64()), ("steps_to_target", pa.float64())])
+BARRIER_SUMMARY_SCHEMA = pa.schema([
+    ("kind", pa.string()), ("level", pa.int64()), ("other_level", pa.int64()),
+    ("sparsity", pa.float64()), ("n", pa.int64()), ("mean", pa.float64()),
+    ("std", pa.float64()), ("ci95_lo", pa.float64()), ("ci95_hi", pa.float64()),
+    ("barrier_linear_mean", pa.float64())])
+
+
+def summarize_barriers(barriers: list[dict]) -> pa.Table:
+    """Per (kind, level, other_level): mean and 95% interval of the barrier over seeds."""
+    groups: dict = {}
+    for row in barriers:
+        groups.setdefault((row["kind"], row["level"], row["other_level"]), []).append(row)
+    out = []
+    for (kind, level, other), rows in sorted(groups.items()):
+        stats = summarize([r["barrier"] for r in rows])
+        low, high = stats["ci95"] or (None, None)
+        out.append({"kind": kind, "level": level, "other_level": other,
+                    "sparsity": float(np.mean([r["sparsity"] for r in rows])),
+                    "n": stats["n"], "mean": stats["mean"], "std": stats["std"],
+                    "ci95_lo": low, "ci95_hi": high,
+                    "barrier_linear_mean": float(np.mean([r["barrier_linear"] for r in rows]))})
+    return pa.Table.from_pylist(out, schema=BARRIER_SUMMARY_SCHEMA)
+
+
+def _band(rows):
+    mean = np.array([r["mean"] for r in rows])
+    low = np.array([r["ci95_lo"] if r["ci95_lo"] is not None else r["mean"] for r in rows])
+    high = np.array([r["ci95_hi"] if r["ci95_hi"] is not None else r["mean"] for r in rows])
+    return mean, low, high
+
+
+def accuracy_figure(summary: pa.Table):
+    """Test accuracy vs % of weights remaining (log axis, sparser to the right): ticket and
+    controls with 95% bands, the dense network as a grey band."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    rows = summary.to_pylist()
+    dense = [r for r in rows if r["kind"] == "dense"]
+    if dense:
+        mean, low, high = _band(dense)
+        ax.axhspan(low[0], high[0], color="0.5", alpha=0.25, lw=0)
+        ax.axhline(mean[0], color="0.3", ls="--", lw=1, label="dense")
+    for kind in ("ticket", "reinit", "random_mask"):
+        mine = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["level"])
+        if not mine:
+            continue
+        x = [100 * r["density"] for r in mine]
+        mean, low, high = _band(mine)
+        (line,) = ax.plot(x, mean, marker="o", ms=4, label=kind)
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xscale("log")
+    ax.set_xticks([t for t in (100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1)
+                   if t >= min(100 * r["density"] for r in rows)], minor=False)
+    ax.xaxis.set_major_formatter("{x:g}")
+    ax.xaxis.set_minor_formatter("")
+    ax.invert_xaxis()
+    ax.set_xlabel("% of weights remaining (log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("IMP: test accuracy vs sparsity (mean, 95% CI over seeds)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def barrier_figure(barrier_summary: pa.Table):
+    """Error barrier (points of error) vs level: successive levels L -> L+1 plotted at L+1,
+    instability at L, with 95% bands; the 2-point stability line dashed."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    rows = barrier_summary.to_pylist()
+    for kind, label in (("successive", "levels L-1 and L"),
+                        ("instability", "two data orders at level L")):
+        mine = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["other_level"])
+        if not mine:
+            continue
+        x = [r["other_level"] for r in mine]
+        mean, low, high = (100 * v for v in _band(mine))
+        (line,) = ax.plot(x, mean, marker="o", ms=4, label=label)
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, lw=0)
+    ax.axhline(2.0, color="0.3", ls="--", lw=1, label="2 points")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("level L")
+    ax.set_ylabel("error barrier (points)")
+    ax.set_title("Linear-path error barrier (mean, 95% CI over seeds)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _fmt(row) -> str:
+    if row is None:
+        return "-"
+    if row["ci95_lo"] is None:
+        return f"{row['mean']:.4f}"
+    return f"{row['mean']:.4f} [{row['ci95_lo']:.4f}, {row['ci95_hi']:.4f}]"
+
+
+def report_markdown(result: LotteryResult) -> str:
+    """The run's report: settings, per-level accuracy and barrier table, plots, wall time."""
+    s = result.settings
+    by = {(r["level"], r["kind"]): r for r in result.summary.to_pylist()}
+    bars = {(r["kind"], r["other_level"]): r for r in result.barrier_summary.to_pylist()}
+    levels = sorted({r["level"] for r in result.summary.to_pylist()})
+    model = s["model"] + (f" {s['model_params']}" if s["model_params"] else "")
+    output = (f", output layer at {s['output_fraction']:g}" if s["output_fraction"] is not None
+              else "")
+    pretrain = (f" (pre-trained on {s['pretrain_examples']} examples)"
+                if s["pretrain_examples"] else "")
+    lines = [
+        "# Lottery tickets (IMP with rewinding)", "",
+        f"Model {model}, optimizer {s['optimizer']}, lr {s['lr']}, batch {s['batch_size']}, "
+        f"schedule {s['schedule']}, {s['total_steps']} steps; seeds {s['seeds']}. Each level "
+        f"prunes {s['fraction']:g} of the remaining weights ({s['scope']} magnitude{output}), "
+        f"rewinds to step {s['rewind_step']}{pretrain} and trains "
+        f"{s['total_steps'] - s['rewind_step']} steps.", "",
+        "Test accuracy, mean [95% CI] over seeds. Barriers as error fractions (0.02 = 2 "
+        "points): the worst error on the linear path minus the endpoints' mean error, on the "
+        "test data.",
+        "", "| level | % remaining | ticket (dense at 0) | reinit | random mask | "
+        "barrier L-1 to L | instability |", "|---|---|---|---|---|---|---|"]
+    for level in levels:
+        main = by.get((level, "dense" if level == 0 else "ticket"))
+        lines.append(f"| {level} | {100 * main['density']:.2f} | {_fmt(main)} | "
+                     f"{_fmt(by.get((level, 'reinit')))} | "
+                     f"{_fmt(by.get((level, 'random_mask')))} | "
+                     f"{_fmt(bars.get(('successive', level)))} | "
+                     f"{_fmt(bars.get(('instability', level)))} |")
+    lines += ["", f"![accuracy vs sparsity]({ACCURACY_PLOT})", "",
+              f"![barrier vs level]({BARRIER_PLOT})", "",
+              f"Runs: {result.runs.num_rows}. Wall time: {result.seconds:.1f} s.", ""]
+    return "\n".join(lines)
+
+
+def _write_text(path: Path, text: str) -> None:
+    from curate.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _write_figure(path: Path, figure) -> None:
+    from curate.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", metadata={"Software": None})
