@@ -277,6 +277,30 @@ def test_masked_weights_stay_zero_and_rewinding_restarts_from_a_checkpoint(digit
         train(config, train_d, masks={"out.weight": mask})
 
 
+def test_schedule_window_continues_a_schedule_across_a_rewind(digits_data):
+    train_d, _ = digits_data
+    config = TrainConfig(model="logreg", lr=0.5, momentum=0.0, schedule="cosine", steps=12)
+    every = torch.arange(256)  # the same full batch at every step: order plays no part
+
+    def batches(step):
+        return every
+
+    whole = train(config, train_d, seed=0, batches=batches)
+    head = train(TrainConfig(model="logreg", lr=0.5, momentum=0.0, schedule="cosine", steps=5),
+                 train_d, seed=0, batches=batches, schedule_window=(0, 12))
+    tail = train(TrainConfig(model="logreg", lr=0.5, momentum=0.0, schedule="cosine", steps=7),
+                 train_d, seed=0, batches=batches, schedule_window=(5, 12),
+                 initial_state=head.model.state_dict())
+    restarted = train(TrainConfig(model="logreg", lr=0.5, momentum=0.0, schedule="cosine",
+                                  steps=7), train_d, seed=0, batches=batches,
+                      initial_state=head.model.state_dict())
+    weight = whole.model.linear.weight
+    assert torch.allclose(tail.model.linear.weight, weight, atol=1e-6)
+    assert not torch.allclose(restarted.model.linear.weight, weight, atol=1e-4)
+    with pytest.raises(CurateError, match="schedule_window"):
+        train(config, train_d, schedule_window=(12, 12))
+
+
 def test_callbacks_see_batches_in_training_positions(digits_data):
     train_d, _ = digits_data
     positions = torch.arange(0, 1437, 3)  # 479 examples: 4 batches of 128 per epoch

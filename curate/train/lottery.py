@@ -16,8 +16,8 @@
    random mask with the ticket's per-layer counts (:func:`random_masks`) on ``W_k``.
 
 All runs of a seed use that seed's data order. Each ``T - k`` run starts a fresh
-optimizer and LR schedule at ``W_k`` (open_lth also restarts the optimizer; with a
-non-constant schedule, note that the schedule restarts too).
+optimizer at ``W_k`` (as open_lth does) and continues the learning-rate schedule of a
+``T``-step run from step k (``train(..., schedule_window=(k, T))``).
 
 Barriers (:mod:`curate.train.connectivity`, on the test data): ``successive``, between
 the trained networks of levels L and L+1 (Paul et al. 2023). No mask is applied on the
@@ -276,7 +276,8 @@ def _rewind_state(seed, config, train_data, rewind_step, pretrain) -> dict:
     if rewind_step == 0:
         return _init_state(config, train_data, seed)
     pre = replace(config, steps=rewind_step, epochs=None, checkpoint_steps=(), eval_every=None)
-    run = train(pre, train_data, None, seed=seed, positions=pretrain)
+    run = train(pre, train_data, None, seed=seed, positions=pretrain,
+                schedule_window=(0, config.total_steps(len(train_data))))
     return copy.deepcopy(run.model.state_dict())
 
 
@@ -298,10 +299,11 @@ def _imp_seed(job) -> dict:
     total_weights = sum(rewind[name].numel() for name in layers)
     out = {"seed": seed, "rewind": rewind, "runs": [], "barriers": [], "curves": [],
            "masks": {}, "states": {}}
+    window = (k, settings["total_steps"])  # every level continues the T-step LR schedule
 
     def run_and_record(level, kind, masks, initial_state, order_seed=seed):
         run = train(level_config, train_data, test_data, seed=order_seed,
-                    initial_state=initial_state, masks=masks)
+                    initial_state=initial_state, masks=masks, schedule_window=window)
         kept = sparsity(masks)["overall"]["kept"] if masks else total_weights
         reached = None
         if settings["target_acc"] is not None:
@@ -347,7 +349,7 @@ def _imp_seed(job) -> dict:
         if settings["instability"] == "all" or (settings["instability"] == "dense"
                                                 and level == 0):
             twin = train(level_config, train_data, None, seed=_derived_seed(_ORDER, seed, level),
-                         initial_state=rewind, masks=masks)
+                         initial_state=rewind, masks=masks, schedule_window=window)
             record_barrier("instability", level, level, state, twin.model.state_dict(),
                            density)
         if previous is not None:

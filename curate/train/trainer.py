@@ -186,7 +186,7 @@ def _masked_parameters(model: torch.nn.Module, masks) -> list:
 
 def train(config: TrainConfig, train_data: TensorData, test_data: TensorData | None = None, *,
           seed: int = 0, callbacks=(), positions=None, batches=None, initial_state=None,
-          masks=None) -> RunResult:
+          masks=None, schedule_window: tuple[int, int] | None = None) -> RunResult:
     """Train ``config.model`` on ``train_data`` (or its ``positions``) with ``seed``.
 
     Args:
@@ -204,6 +204,10 @@ def train(config: TrainConfig, train_data: TensorData, test_data: TensorData | N
             are zeroed before training, their gradients are zeroed before every
             optimizer step (so momentum and Adam moments stay zero there) and the
             weights are re-zeroed after it (weight decay cannot revive them).
+        schedule_window: ``(start, total)``: the learning rate at step s is that of a
+            ``total``-step run at step ``start + s`` (default: ``(0, budget)``). IMP's
+            phases use it to share one T-step schedule: the 0..k phase takes ``(0, T)``,
+            a run rewound to step k takes ``(k, T)`` for its ``T - k`` steps.
     Returns:
         a :class:`RunResult`; the budget is in ``final`` (steps, epochs) and ``budget``.
     """
@@ -212,6 +216,9 @@ def train(config: TrainConfig, train_data: TensorData, test_data: TensorData | N
     n, batch_size = len(pos), config.batch_size
     steps_per_epoch = config.steps_per_epoch(n)
     total_steps = config.total_steps(n)
+    if schedule_window is not None and not 0 <= schedule_window[0] < schedule_window[1]:
+        raise CurateError(f"schedule_window must be (start, total) with 0 <= start < total, "
+                          f"got {schedule_window}")
     bad = [s for s in config.checkpoint_steps if not 0 <= s <= total_steps]
     if bad:
         raise CurateError(f"checkpoint step {bad[0]} is outside the run's 0..{total_steps} steps")
@@ -228,7 +235,12 @@ def train(config: TrainConfig, train_data: TensorData, test_data: TensorData | N
                 param.mul_(mask)
         model.train()
         optimizer = make_optimizer(config, model.parameters())
-        lr_at = lr_schedule(config, total_steps, steps_per_epoch)
+        start, span = schedule_window or (0, total_steps)
+        schedule = lr_schedule(config, span, steps_per_epoch)
+
+        def lr_at(step: int) -> float:
+            return schedule(start + step)
+
         order_rng = torch.Generator().manual_seed(seed)
         checkpoints = {0: copy.deepcopy(model.state_dict())} if 0 in config.checkpoint_steps \
             else {}
