@@ -107,6 +107,10 @@ def _source_section(source_info: dict | None) -> list[str]:
     return ["## Source", ""] + _table(["field", "value"], rows) + [""]
 
 
+def _kind(scorer: str) -> str:
+    return "dynamics" if SCORERS[scorer].startswith("scorers.dynamics") else "text"
+
+
 def _scorers_section(scores: pa.Table) -> list[str]:
     """Which registered scorers have columns in the table, and which do not."""
     names = [c for c in scores.column_names if c != "id"]
@@ -118,7 +122,10 @@ def _scorers_section(scores: pa.Table) -> list[str]:
         if cols:
             present[scorer] = len(cols)
             claimed.update(cols)
-    absent = sorted(s for s in SCORERS if s not in present)
+    # Absent scorers of the kinds present: text signals for text, difficulty scores
+    # from training dynamics for labelled examples (all kinds when none is present).
+    kinds = {_kind(s) for s in present} or {_kind(s) for s in SCORERS}
+    absent = sorted(s for s in SCORERS if s not in present and _kind(s) in kinds)
     other = [f"`{c}`" for c in names if c not in claimed]
     lines = ["## Scorers", ""]
     lines.append("- Present (columns): "

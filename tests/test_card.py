@@ -193,7 +193,8 @@ def test_absent_sections_are_named(tmp_path):
     assert "_No rule sets" in md
     assert "_Fewer than two varying numeric columns" in md
     assert "- Present (columns): `fasttext_quality` (1)" in md
-    assert "`langid`" in md.split("- Absent:", 1)[1].splitlines()[0]
+    absent = md.split("- Absent:", 1)[1].splitlines()[0]
+    assert "`langid`" in absent and "`el2n`" not in absent  # text scores: text kinds only
 
 
 def test_length_mismatch_is_an_error(tmp_path):
