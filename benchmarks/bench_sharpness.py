@@ -1,20 +1,21 @@
 """Hessian sharpness on MNIST-1D: estimator accuracy, and predicted vs observed pruning.
 
-    python benchmarks/bench_sharpness.py            # about 5-8 minutes on 2 busy cores
+    python benchmarks/bench_sharpness.py            # about 3-6 minutes on 2 busy cores
 
 (a) Accuracy. Small models (logreg, 410 parameters; MLPs with hidden 16 and 32), trained
     briefly, on a fixed batch of 1,000 training examples: the top-5 eigenvalues by
     Lanczos and by power iteration (float32 HVPs) against the full float64 Hessian's
     ``eigvalsh`` (the baseline), relative errors and times; Hutchinson's trace against
     the exact trace.
-(b) Pruning. The MNIST-1D MLP (hidden 100, 15,000 prunable weights), Adam 1e-2 with a
-    cosine schedule, batch 100, T steps, rewind point W_k. Per seed: W_k (k steps), the
-    dense network trained from W_k for T - k steps, its spectrum on the fixed batch (top
-    150 by Lanczos over the prunable weights, Hutchinson trace), the predicted largest
-    prunable fraction by the lambda_max rule and the Gordon rule (from the top 150, and
-    from only the top 10 to show what the tail model costs), and the observed one: one-shot
-    magnitude pruning at p = 0.1..0.95 of the dense network, each mask retrained from W_k
-    for T - k steps (and, cheaper, evaluated without retraining).
+(b) Pruning, by :func:`curate.train.prunability.prunability`. The MNIST-1D MLP (hidden
+    100, 15,000 prunable weights), Adam 1e-2 with one cosine schedule over T steps, batch
+    100, rewind point W_k (the first k steps of that schedule; every run from W_k continues
+    it). Per seed: the dense network trained from W_k for T - k steps, its spectrum on the
+    fixed batch (top 150 by Lanczos over the prunable weights, Hutchinson trace), the
+    predicted largest prunable fraction by the lambda_max rule and the Gordon rule (from
+    the top 150, and from only the top 10 to show what the tail model costs), and the
+    observed one: one-shot magnitude pruning at p = 0.1..0.95 of the dense network, each
+    mask retrained from W_k for T - k steps (and, cheaper, evaluated without retraining).
 
 Matching threshold: a pruned network matches when its test accuracy is within the dense
 seeds' 95% interval or within 1 point of their mean: ``min(ci95_lo, mean - 0.01)``.
@@ -25,7 +26,8 @@ loss among the checkpoints whose test accuracy is below the matching threshold, 
 the loss increase at which accuracy stops matching along the dense run's own trajectory
 (independent of pruning). Predictions at eps/2 and 2 eps are reported as a sensitivity check.
 
-Writes ``benchmarks/results/sharpness.json``.
+Writes ``benchmarks/results/sharpness.json`` and part (b)'s tables, plots and report in
+``benchmarks/results/sharpness_pruning/``.
 """
 
 from __future__ import annotations
@@ -33,30 +35,24 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import write_result  # noqa: E402
+from common import RESULTS, write_result  # noqa: E402
 
 from curate.train import (  # noqa: E402
     TensorData,
     TrainConfig,
-    evaluate,
     make_model,
-    summarize,
     train,
 )
-from curate.train.pruning import prunable_parameters  # noqa: E402
+from curate.train.prunability import prunability  # noqa: E402
 from curate.train.sharpness import (  # noqa: E402
     full_hessian,
     hessian_trace,
-    observed_prunable_fraction,
     predicted_prunable_fraction,
-    pruning_displacement,
     top_eigenvalues,
 )
 
@@ -73,11 +69,6 @@ def timed(fn, *args, **kwargs):
 
 def rel_errors(found: torch.Tensor, exact: torch.Tensor) -> list[float]:
     return [abs(float(f) - float(e)) / abs(float(e)) for f, e in zip(found, exact)]
-
-
-def batch_loss(model, x, y) -> float:
-    with torch.no_grad():
-        return F.cross_entropy(model(x), y).item()
 
 
 def accuracy_part(train_data, xb, yb, k: int, trace_samples: int) -> list[dict]:
@@ -119,103 +110,74 @@ def accuracy_part(train_data, xb, yb, k: int, trace_samples: int) -> list[dict]:
     return rows
 
 
-def eps_from_trajectory(dense, model_config, train_data, test_data, xb, yb,
-                        threshold) -> tuple[float, int]:
-    """The smallest fixed-batch loss excess over the final loss among the dense run's
-    checkpoints (W_k included) whose test accuracy is below ``threshold``."""
-    final = batch_loss(dense.model, xb, yb)
-    model = make_model(model_config.model, train_data.input_shape, train_data.num_classes,
-                       **model_config.model_params)
-    candidates = []
-    for step, state in dense.checkpoints.items():
-        model.load_state_dict(state)
-        if evaluate(model, test_data)[1] < threshold:
-            candidates.append((batch_loss(model, xb, yb) - final, step))
-    positive = [c for c in candidates if c[0] > 0]
-    if not positive:
-        raise RuntimeError("no non-matching checkpoint with a loss above the final one")
-    return min(positive)
-
-
-def pruning_part(train_data, test_data, xb, yb, args) -> dict:
-    base = TrainConfig(model="mlp", model_params={"hidden": args.hidden}, optimizer="adam",
-                       lr=1e-2, schedule="cosine", batch_size=100, steps=args.steps)
-    rewind = replace(base, steps=args.rewind_step)
-    remaining = replace(base, steps=args.steps - args.rewind_step)
-    recorded = replace(remaining, eval_every=args.eval_every, checkpoint_steps=tuple(
-        range(0, args.steps - args.rewind_step + 1, args.eval_every)))
-    seeds = list(range(args.seeds))
-    rewinds, denses = {}, {}
-    for seed in seeds:
-        rewinds[seed] = train(rewind, train_data, seed=seed).model.state_dict()
-        denses[seed] = train(recorded, train_data, test_data, seed=seed,
-                             initial_state=rewinds[seed])
-    dense_summary = summarize([denses[s].final["test_acc"] for s in seeds])
-    threshold = min(dense_summary["ci95"][0], dense_summary["mean"] - 0.01)
-    print(f"dense test acc {dense_summary['mean']:.4f} ci95 {dense_summary['ci95']}, "
-          f"matching threshold {threshold:.4f}", flush=True)
-
-    grid = [i / 100 for i in range(1, 100)]
-    per_seed = []
-    for seed in seeds:
-        model = denses[seed].model
-        names = prunable_parameters(model)
-        n_params = sum(model.get_parameter(n).numel() for n in names)
-        top, eig_s = timed(top_eigenvalues, model, xb, yb, k=args.k, params=names,
-                           iters=args.lanczos_iters, tol=args.lanczos_tol)
-        (trace, stderr), trace_s = timed(hessian_trace, model, xb, yb,
-                                         samples=args.trace_samples, params=names)
-        radii = pruning_displacement(model, grid)
-        eps, eps_step = eps_from_trajectory(denses[seed], recorded, train_data, test_data, xb, yb,
-                                            threshold)
-        # The same spectrum truncated to its top k_small: how much the tail model matters.
-        predicted = {f"top{k}": {f"eps_x{factor}": predicted_prunable_fraction(
-            top.eigenvalues[:k], (grid, radii), eps * factor, n_params, trace=trace)
-            for factor in (0.5, 1, 2)} for k in (args.k_small, args.k)}
-        observed, obs_s = timed(observed_prunable_fraction, remaining, train_data, test_data,
-                                trained=model, rewind_state=rewinds[seed],
-                                fractions=args.fractions, reference_acc=threshold,
-                                tolerance=0.0, seed=seed)
-        main = predicted[f"top{args.k}"]["eps_x1"]
-        small = predicted[f"top{args.k_small}"]["eps_x1"]
-        row = {"seed": seed, "dense_test_acc": denses[seed].final["test_acc"],
-               "dense_train_acc": denses[seed].final["train_acc"],
-               "spectrum": {"top": top.eigenvalues.tolist(), "hvps": top.hvps,
-                            "converged": top.converged, "seconds": round(eig_s, 2),
-                            "trace": trace, "trace_stderr": stderr,
-                            "trace_samples": args.trace_samples,
-                            "trace_seconds": round(trace_s, 2), "n_params": n_params},
-               "displacement": {str(p): float(r) for p, r in zip(grid, radii)
-                                if round(p * 100) % 5 == 0},
-               "eps": eps, "eps_checkpoint_step": eps_step + args.rewind_step,
-               "predicted": predicted, "observed": observed["observed"],
-               "observed_no_retrain": observed["observed_no_retrain"],
-               "observed_rows": observed["rows"], "observed_seconds": round(obs_s, 1),
-               "gap_points": {rule: round(100 * (main[rule] - observed["observed"]), 1)
-                              for rule in main},
-               "within_10_points": {rule: abs(main[rule] - observed["observed"]) <= 0.10
-                                    for rule in main},
-               f"gordon_gap_points_top{args.k_small}":
-                   round(100 * (small["gordon"] - observed["observed"]), 1)}
-        per_seed.append(row)
-        print(f"seed {seed}: lambda_max {top.eigenvalues[0]:.3f}, trace {trace:.1f} +- "
-              f"{stderr:.1f}, eps {eps:.4f} (step {row['eps_checkpoint_step']}); predicted "
-              f"lambda_max rule {main['lambda_max']:.2f}, Gordon {main['gordon']:.2f} "
-              f"(top-{args.k_small} only: {small['gordon']:.2f}); "
-              f"observed {observed['observed']:.2f} (no retraining "
-              f"{observed['observed_no_retrain']:.2f})", flush=True)
-    return {"config": {"model": "mlp", "hidden": args.hidden, "optimizer": "adam", "lr": 1e-2,
-                       "schedule": "cosine", "batch_size": 100, "steps": args.steps,
-                       "rewind_step": args.rewind_step, "eval_every": args.eval_every,
-                       "seeds": seeds, "k": args.k, "k_small": args.k_small,
-                       "lanczos_iters": args.lanczos_iters, "lanczos_tol": args.lanczos_tol,
-                       "fractions": args.fractions,
-                       "pruning": "one-shot global magnitude, Linear weights only"},
-            "dense": dense_summary, "threshold": threshold,
+def pruning_part(train_data, test_data, args) -> dict:
+    config = TrainConfig(model="mlp", model_params={"hidden": args.hidden}, optimizer="adam",
+                         lr=1e-2, schedule="cosine", batch_size=100, steps=args.steps)
+    result = prunability(config, train_data, test_data, rewind_step=args.rewind_step,
+                         fractions=args.fractions, seeds=range(args.seeds),
+                         hessian_examples=args.batch, top_k=args.k,
+                         trace_samples=args.trace_samples, lanczos_iters=args.lanczos_iters,
+                         lanczos_tol=args.lanczos_tol, tolerance=0.01,
+                         eval_every=args.eval_every, workers=args.workers)
+    result.write(RESULTS / "sharpness_pruning")
+    print(f"dense test acc {result.dense['mean']:.4f} ci95 {result.dense['ci95']}, "
+          f"matching threshold {result.threshold:.4f}", flush=True)
+    per_seed = [seed_figures(row, result, args) for row in result.seeds.to_pylist()]
+    return {"config": {**{key: result.settings[key] for key in (
+                "model", "optimizer", "lr", "schedule", "batch_size", "rewind_step",
+                "eval_every", "seeds", "lanczos_iters", "lanczos_tol", "fractions",
+                "pruning")},
+                       "hidden": args.hidden, "steps": args.steps, "k": args.k,
+                       "k_small": args.k_small,
+                       "lr_schedule": "one cosine schedule over all T steps: W_k takes steps "
+                                      "0..k, every run from W_k continues it at step k"},
+            "dense": result.dense, "threshold": result.threshold,
             "threshold_rule": "min(dense ci95 lo, dense mean - 0.01)",
             "eps_rule": "smallest fixed-batch loss excess over the final loss among dense "
                         "checkpoints (every eval_every steps) below the matching threshold",
-            "per_seed": per_seed}
+            "per_seed": per_seed, "seconds": round(result.seconds, 1)}
+
+
+def seed_figures(row: dict, result, args) -> dict:
+    """One seed's figures, with the predictions recomputed from the top k_small eigenvalues
+    (what the tail model costs) and at eps / 2 and 2 eps (sensitivity)."""
+    seed = row["seed"]
+    top = [r["eigenvalue"] for r in result.spectrum.to_pylist() if r["seed"] == seed]
+    radii = [(r["fraction"], r["radius"]) for r in result.displacement.to_pylist()
+             if r["seed"] == seed]
+    grid, radius = zip(*radii)
+    predicted = {f"top{k}": {f"eps_x{factor}": predicted_prunable_fraction(
+        top[:k], (grid, radius), row["eps"] * factor, row["n_params"], trace=row["trace"])
+        for factor in (0.5, 1, 2)} for k in (args.k_small, args.k)}
+    main = {rule: row[f"predicted_{rule}"] for rule in ("lambda_max", "gordon")}
+    small = predicted[f"top{args.k_small}"]["eps_x1"]
+    rows = [{"fraction": r["fraction"], "acc_no_retrain": r["acc_no_retrain"],
+             "acc_retrained": r["acc_retrained"]}
+            for r in result.fractions.to_pylist() if r["seed"] == seed]
+    print(f"seed {seed}: lambda_max {row['lambda_max']:.3f}, trace {row['trace']:.1f} +- "
+          f"{row['trace_stderr']:.1f}, eps {row['eps']:.4f} (step {row['eps_step']}); "
+          f"predicted lambda_max rule {main['lambda_max']:.2f}, Gordon {main['gordon']:.2f} "
+          f"(top-{args.k_small} only: {small['gordon']:.2f}); observed {row['observed']:.2f} "
+          f"(no retraining {row['observed_no_retrain']:.2f})", flush=True)
+    return {"seed": seed, "dense_test_acc": row["dense_test_acc"],
+            "dense_train_acc": row["dense_train_acc"],
+            "spectrum": {"top": top, "hvps": row["hvps"], "converged": row["converged"],
+                         "seconds": round(row["lanczos_seconds"], 2), "trace": row["trace"],
+                         "trace_stderr": row["trace_stderr"],
+                         "trace_samples": args.trace_samples,
+                         "trace_seconds": round(row["trace_seconds"], 2),
+                         "n_params": row["n_params"]},
+            "displacement": {f"{p:g}": r for p, r in radii if round(p * 100) % 5 == 0},
+            "eps": row["eps"], "eps_checkpoint_step": row["eps_step"],
+            "predicted": predicted, "observed": row["observed"],
+            "observed_no_retrain": row["observed_no_retrain"], "observed_rows": rows,
+            "observed_seconds": round(row["sweep_seconds"], 1),
+            "gap_points": {rule: round(100 * (main[rule] - row["observed"]), 1)
+                           for rule in main},
+            "within_10_points": {rule: abs(main[rule] - row["observed"]) <= 0.10
+                                 for rule in main},
+            f"gordon_gap_points_top{args.k_small}":
+                round(100 * (small["gordon"] - row["observed"]), 1)}
 
 
 def main() -> None:
@@ -234,6 +196,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--fractions", type=float, nargs="+",
                         default=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95])
+    parser.add_argument("--workers", type=int, default=1, help="processes for the seeds")
     parser.add_argument("--skip-accuracy", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)   # tiny models: one thread is fastest on a shared machine
@@ -243,7 +206,7 @@ def main() -> None:
     positions = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(0))
     xb, yb = train_data.x[positions[:args.batch]], train_data.y[positions[:args.batch]]
     accuracy = [] if args.skip_accuracy else accuracy_part(train_data, xb, yb, 5, 100)
-    pruning = pruning_part(train_data, test_data, xb, yb, args)
+    pruning = pruning_part(train_data, test_data, args)
     write_result("sharpness", {
         "data": "builtin:mnist1d (4,000 train / 1,000 test); Hessian batch: "
                 f"{args.batch} training examples (seeded permutation)",

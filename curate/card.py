@@ -22,9 +22,7 @@ when a plot is drawn, so importing :mod:`curate` stays fast.
 from __future__ import annotations
 
 import math
-import os
 import re
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.io import write_figure, write_text
 from curate.registry import SCORERS
 
 CARD_NAME = "card.md"
@@ -93,7 +92,7 @@ def write_quality_card(scores: pa.Table, out_dir: str | Path, *, title: str,
         lines += _correlation_section(numeric, out)
     card = out / CARD_NAME
     text = "\n".join(lines).rstrip("\n") + "\n"
-    _atomic_write(card, lambda fh: fh.write(text.encode("utf-8")))
+    write_text(card, text)
     return card
 
 
@@ -554,24 +553,11 @@ def _heatmap_figure(names: list[str], rho: np.ndarray):
 def _save(out: Path, name: str, draw: Callable, *args) -> str:
     """Write ``draw(*args)`` as ``out/name`` (PNG without software tag); return ``name``."""
     fig = draw(*args)
-    _atomic_write(out / name, lambda fh: fig.savefig(fh, format="png",
-                                                     metadata={"Software": None}))
+    write_figure(out / name, fig)
     return name
 
 
 # --- small helpers ----------------------------------------------------------------------
-
-
-def _atomic_write(path: Path, write: Callable) -> None:
-    """Call ``write(binary_file)`` on a temporary file beside ``path``, then rename it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _column(table: pa.Table, name: str) -> pa.Array:

@@ -482,6 +482,68 @@ def ticket_imp(data, test_data, steps, levels, fraction, output_fraction, scope,
                f"{Path(output) / 'report.md'}")
 
 
+@ticket.command(name="sharpness")
+@click.argument("data")
+@click.option("--test", "test_data", required=True,
+              help="Test dataset, e.g. builtin:NAME:split=test.")
+@click.option("--steps", type=int, required=True, help="Training steps T (one LR schedule).")
+@click.option("--rewind-step", type=int, default=0, show_default=True,
+              help="k: the dense network and every pruned one train from the weights at "
+              "step k (continuing the learning-rate schedule).")
+@click.option("--fraction", "fractions", type=float, multiple=True,
+              help="One-shot pruning fraction to try (repeatable, increasing; default "
+              "0.1, 0.2, ..., 0.8, 0.85, 0.9, 0.95).")
+@click.option("--top-k", type=int, default=150, show_default=True,
+              help="Top Hessian eigenvalues (Lanczos).")
+@click.option("--hessian-examples", type=int, default=1000, show_default=True,
+              help="Training examples in the fixed Hessian batch.")
+@click.option("--tolerance", type=float, default=0.01, show_default=True,
+              help="Accuracy drop that still matches: threshold = min(dense ci95 lo, "
+              "dense mean - tolerance).")
+@click.option("--no-retrain", is_flag=True,
+              help="Only evaluate the pruned networks as pruned (much cheaper).")
+@click.option("--schedule", type=click.Choice(["constant", "cosine", "linear"]),
+              default="constant", show_default=True,
+              help="Learning-rate schedule over the T steps.")
+@_model_options
+def ticket_sharpness(data, test_data, steps, rewind_step, fractions, top_k, hessian_examples,
+                     tolerance, no_retrain, schedule, model, optimizer, lr, batch_size, seeds,
+                     workers, output):
+    """Predicted (Hessian sharpness) against observed one-shot prunable fraction.
+
+    Writes seeds.csv (per seed: predictions by the lambda_max and Gordon rules, observed
+    fractions, eps, lambda_max, trace), fractions.csv (accuracy per seed and fraction,
+    with and without retraining), spectrum.csv, displacement.csv, trajectory.csv,
+    predicted_vs_observed.png, accuracy_vs_fraction.png and report.md.
+
+    \b
+    curate ticket sharpness builtin:mnist1d --test builtin:mnist1d:split=test \\
+        --model mlp --optimizer adam --lr 0.01 --schedule cosine --batch-size 100 \\
+        --steps 1500 --rewind-step 100 -o sharpness/
+    """
+    from curate.train import TensorData, TrainConfig
+    from curate.train.prunability import DEFAULT_FRACTIONS, prunability
+
+    config = TrainConfig(model=model, optimizer=optimizer, lr=lr, batch_size=batch_size,
+                         schedule=schedule, steps=steps)
+    result = prunability(config, TensorData.from_source(data),
+                         TensorData.from_source(test_data), rewind_step=rewind_step,
+                         fractions=fractions or DEFAULT_FRACTIONS, seeds=list(range(seeds)),
+                         hessian_examples=hessian_examples, top_k=top_k, tolerance=tolerance,
+                         retrain=not no_retrain, workers=workers)
+    result.write(output)
+
+    def fraction(value):
+        return "-" if value is None else f"{value:.2f}"
+
+    observed = "observed_no_retrain" if no_retrain else "observed"
+    per_seed = "; ".join(
+        f"seed {r['seed']} predicted {fraction(r['predicted_lambda_max'])} (lambda_max) "
+        f"{fraction(r['predicted_gordon'])} (Gordon), observed {fraction(r[observed])}"
+        for r in result.seeds.to_pylist())
+    click.echo(f"{per_seed} in {result.seconds:.1f}s; report: {Path(output) / 'report.md'}")
+
+
 @cli.group()
 def fasttext():
     """Train fastText quality classifiers."""

@@ -124,3 +124,17 @@ def test_unknown_path_and_type(tmp_path):
     (tmp_path / "x.txt").write_text("hi")
     with pytest.raises(CurateError, match="unsupported file type"):
         Source(str(tmp_path / "x.txt"))
+
+
+def test_atomic_writes_get_the_mode_a_plain_open_would_give(tmp_path):
+    import os
+
+    from curate.io import write_text
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "a.txt").read_text() == "x"

@@ -7,13 +7,12 @@ import torch
 from torch import nn
 
 from curate.errors import CurateError
-from curate.train import TensorData, TrainConfig, make_model, train
+from curate.train import make_model
 from curate.train.pruning import magnitude_masks
 from curate.train.sharpness import (
     full_hessian,
     hessian_trace,
     hvp_fn,
-    observed_prunable_fraction,
     predicted_prunable_fraction,
     pruning_displacement,
     top_eigenvalues,
@@ -222,35 +221,3 @@ def test_bad_inputs_raise_curate_error(small):
         predicted_prunable_fraction([1.0], ([0.1, 0.2], [1.0]), 0.1, 10)
     with pytest.raises(CurateError, match="n_params"):
         predicted_prunable_fraction([1.0, 2.0], lambda p: p, 0.1, 1)
-
-
-def test_observed_prunable_fraction_prunes_and_retrains():
-    gen = torch.Generator().manual_seed(0)
-    centres = torch.randn(3, 10, generator=gen) * 3
-    y = torch.arange(300) % 3
-    x = centres[y] + torch.randn(300, 10, generator=gen)
-    data = TensorData(x, y, list(range(300)), 3)
-    config = TrainConfig(model="mlp", model_params={"hidden": 16}, optimizer="adam", lr=0.01,
-                         batch_size=50, steps=60, checkpoint_steps=(10,))
-    dense = train(config, data, data, seed=0)
-    remaining = TrainConfig(model="mlp", model_params={"hidden": 16}, optimizer="adam",
-                            lr=0.01, batch_size=50, steps=50)
-    out = observed_prunable_fraction(remaining, data, data, trained=dense.model,
-                                     rewind_state=dense.checkpoints[10],
-                                     fractions=[0.0, 0.5, 0.99], reference_acc=1.0,
-                                     tolerance=0.02)
-    rows = out["rows"]
-    assert [r["fraction"] for r in rows] == [0.0, 0.5, 0.99]
-    assert rows[0]["acc_pruned"] == pytest.approx(dense.final["test_acc"])
-    assert out["threshold"] == pytest.approx(0.98)
-    assert rows[0]["acc_retrained"] >= 0.98 and out["observed"] >= 0.0
-    assert rows[2]["acc_pruned"] < 0.9   # 99% of the weights gone, no retraining
-    assert out["observed_no_retrain"] in (0.0, 0.5)
-    cheap = observed_prunable_fraction(remaining, data, data, trained=dense.model,
-                                       rewind_state=dense.checkpoints[10], fractions=[0.5],
-                                       reference_acc=1.0, retrain=False)
-    assert cheap["observed"] is None and cheap["rows"][0]["acc_retrained"] is None
-    with pytest.raises(CurateError, match="increasing"):
-        observed_prunable_fraction(remaining, data, data, trained=dense.model,
-                                   rewind_state=dense.checkpoints[10], fractions=[0.5, 0.2],
-                                   reference_acc=1.0)

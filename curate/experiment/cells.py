@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from curate.io import write_text
+
 #: ``final`` metrics of a run kept in every result row.
 RUN_METRICS = ("steps", "epochs", "test_acc", "test_loss", "seconds")
 
@@ -147,20 +149,6 @@ def band(ax, x, rows: list[dict], label: str, **style):
     (line,) = ax.plot(x, mean, label=label, **style)
     ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, lw=0)
     return line
-
-
-def write_text(path: Path, text: str) -> None:
-    from curate.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
-def write_figure(path: Path, figure) -> None:
-    from curate.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", metadata={"Software": None})
 
 
 def write_tables(out: Path, results: pa.Table, summary: pa.Table) -> None:

@@ -49,10 +49,9 @@ from curate.experiment.cells import (
     interval_text,
     run_cells,
     summarize_rows,
-    write_figure,
     write_tables,
-    write_text,
 )
+from curate.io import write_figure, write_text
 
 STANDARD = "none"
 RESULT_COLUMNS = ("ordering", "pacing", "budget", "seed", "steps", "test_acc", "test_loss",

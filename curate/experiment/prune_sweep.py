@@ -52,10 +52,9 @@ from curate.experiment.cells import (
     interval_text,
     run_cells,
     summarize_rows,
-    write_figure,
     write_tables,
-    write_text,
 )
+from curate.io import write_figure, write_text
 
 BUDGETS = ("same-steps", "same-epochs")
 POLICIES = ("keep_fraction", "random", "ccs")

@@ -31,7 +31,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from curate.errors import CurateError
-from curate.experiment.cells import band, interval_text, write_figure, write_text
+from curate.experiment.cells import band, interval_text
+from curate.io import write_figure, write_text
 
 PLOT_NAME = "ticket_accuracy_vs_rewind_step.png"
 

@@ -9,8 +9,8 @@
 
 Pruned networks: :mod:`curate.train.pruning` (masks, magnitude pruning),
 :mod:`curate.train.lottery` (IMP with rewinding, controls), :mod:`curate.train.connectivity`
-(linear mode connectivity) and :mod:`curate.train.sharpness` (Hessian spectrum, prunable
-fraction).
+(linear mode connectivity), :mod:`curate.train.sharpness` (Hessian spectrum, predicted
+prunable fraction) and :mod:`curate.train.prunability` (predicted against observed).
 """
 
 from curate.train.callbacks import Callback

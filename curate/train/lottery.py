@@ -41,6 +41,7 @@ import numpy as np
 import pyarrow as pa
 
 from curate.errors import CurateError
+from curate.io import write_figure, write_text
 from curate.train.connectivity import error_barrier
 from curate.train.data import TensorData
 from curate.train.models import make_model
@@ -120,9 +121,9 @@ class LotteryResult:
         write_table(self.barriers, out / "barriers.csv")
         write_table(self.barrier_summary, out / "barrier_summary.csv")
         write_table(self.curves, out / "curves.parquet")
-        _write_figure(out / ACCURACY_PLOT, accuracy_figure(self.summary))
-        _write_figure(out / BARRIER_PLOT, barrier_figure(self.barrier_summary))
-        _write_text(out / "report.md", report_markdown(self))
+        write_figure(out / ACCURACY_PLOT, accuracy_figure(self.summary))
+        write_figure(out / BARRIER_PLOT, barrier_figure(self.barrier_summary))
+        write_text(out / "report.md", report_markdown(self))
         return out
 
 
@@ -515,17 +516,3 @@ def report_markdown(result: LotteryResult) -> str:
               f"![barrier vs level]({BARRIER_PLOT})", "",
               f"Runs: {result.runs.num_rows}. Wall time: {result.seconds:.1f} s.", ""]
     return "\n".join(lines)
-
-
-def _write_text(path: Path, text: str) -> None:
-    from curate.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
-def _write_figure(path: Path, figure) -> None:
-    from curate.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", metadata={"Software": None})

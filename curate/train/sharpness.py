@@ -24,8 +24,8 @@ paper's formula): near the minimum ``L(w + d) ~ L* + 1/2 d' H d``, so the eps-su
 set is an ellipsoid with radii ``r_i = sqrt(2 eps / lambda_i)``. Pruning a fraction p of
 the remaining weights by magnitude moves ``w`` onto an axial subspace at distance
 ``R(p)`` (:func:`pruning_displacement`); :func:`predicted_prunable_fraction` asks
-whether that subspace still meets the sublevel set. :func:`observed_prunable_fraction`
-measures the answer by pruning and retraining.
+whether that subspace still meets the sublevel set. :func:`curate.train.prunability.prunability`
+measures the answer by pruning one-shot and retraining, next to the prediction.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -41,10 +41,7 @@ from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
 
 from curate.errors import CurateError
-from curate.train.data import TensorData
-from curate.train.models import make_model
-from curate.train.pruning import apply_masks, magnitude_masks
-from curate.train.trainer import TrainConfig, evaluate, train
+from curate.train.pruning import magnitude_masks
 
 METHODS = ("lanczos", "power")
 FULL_HESSIAN_MAX_PARAMS = 5000
@@ -492,71 +489,12 @@ def predicted_prunable_fraction(eigenvalues, displacement, eps: float, n_params:
             mean_rest = max((float(trace) - float(lams.clamp(min=0).sum())) / rest, 0.0)
             covered = covered + rest * width(torch.tensor([mean_rest], dtype=torch.float64))
     gordon_ok = grid * n_params <= covered
-    return {"lambda_max": _largest_prefix(grid, lambda_ok),
-            "gordon": _largest_prefix(grid, gordon_ok)}
+    return {"lambda_max": largest_prefix(grid, lambda_ok),
+            "gordon": largest_prefix(grid, gordon_ok)}
 
 
-def _largest_prefix(grid: torch.Tensor, ok: torch.Tensor) -> float:
+def largest_prefix(grid: torch.Tensor, ok: torch.Tensor) -> float:
     """The largest grid value up to which ``ok`` holds throughout (0.0 if it fails first)."""
     failing = (~ok).nonzero()
     last = len(grid) - 1 if len(failing) == 0 else int(failing[0]) - 1
     return float(grid[last]) if last >= 0 else 0.0
-
-
-# -- observed prunable fraction ---------------------------------------------------------
-def observed_prunable_fraction(config: TrainConfig, train_data: TensorData,
-                               test_data: TensorData, *, trained, rewind_state: dict,
-                               fractions: Sequence[float], reference_acc: float,
-                               tolerance: float = 0.01, seed: int = 0, masks=None,
-                               retrain: bool = True, **mask_options) -> dict:
-    """Prune a trained network one-shot at each fraction and see which still match.
-
-    For each ``p`` in ``fractions``: masks = :func:`magnitude_masks` of ``trained``
-    pruning ``p`` of the weights ``masks`` keeps; then (a) without retraining, the
-    trained weights with the mask applied are evaluated on ``test_data``; (b) with
-    ``retrain``, ``rewind_state`` (e.g. ``W_k``) is trained with the mask under
-    ``config`` as given (set its budget to the remaining ``T - k`` steps) with ``seed``.
-
-    Args:
-        trained: the trained network (``nn.Module`` or ``state_dict``) whose |w| rank
-            the weights (its architecture is ``config.model``).
-        reference_acc, tolerance: a fraction matches when its test accuracy is
-            ``>= reference_acc - tolerance``.
-        **mask_options: ``layers``, ``scope``, ``output_fraction``, ``output_layer``.
-    Returns:
-        ``{"rows": [{"fraction", "acc_pruned", "acc_retrained"}], "threshold",
-        "observed", "observed_no_retrain"}``: the observed values are the largest
-        fraction up to which every tried fraction matched (0.0 if the first did not);
-        ``acc_retrained`` and ``observed`` are None without ``retrain``.
-    """
-    grid = [float(p) for p in fractions]
-    if not grid or any(b <= a for a, b in zip(grid, grid[1:])):
-        raise CurateError("fractions must be a non-empty increasing sequence")
-    if not 0 <= tolerance < 1:
-        raise CurateError(f"tolerance must be in [0, 1), got {tolerance!r}")
-    state = trained.state_dict() if isinstance(trained, nn.Module) else trained
-    config = replace(config, checkpoint_steps=())
-    threshold = reference_acc - tolerance
-    evaluator = _model_for(config, train_data)
-    rows = []
-    for p in grid:
-        pruned = magnitude_masks(state, p, masks=masks, **mask_options)
-        evaluator.load_state_dict(apply_masks(state, pruned))
-        row = {"fraction": p, "acc_pruned": evaluate(evaluator, test_data)[1],
-               "acc_retrained": None}
-        if retrain:
-            run = train(config, train_data, test_data, seed=seed, initial_state=rewind_state,
-                        masks=pruned)
-            row["acc_retrained"] = run.final["test_acc"]
-        rows.append(row)
-    no_retrain = torch.tensor([r["acc_pruned"] >= threshold for r in rows])
-    observed = None
-    if retrain:
-        observed = _largest_prefix(torch.tensor(grid),
-                                   torch.tensor([r["acc_retrained"] >= threshold for r in rows]))
-    return {"rows": rows, "threshold": threshold, "observed": observed,
-            "observed_no_retrain": _largest_prefix(torch.tensor(grid), no_retrain)}
-
-
-def _model_for(config: TrainConfig, data: TensorData) -> nn.Module:
-    return make_model(config.model, data.input_shape, data.num_classes, **config.model_params)
