@@ -312,7 +312,7 @@ def _model_options(command):
 @click.option("--test", "test_data", required=True,
               help="Test dataset, e.g. builtin:NAME:split=test.")
 @click.option("--method", "methods", multiple=True, required=True,
-              help="random, SCORE-easy|hard|middle, or SCORE-ccs (repeatable).")
+              help="random, rs2, SCORE-easy|hard|middle, or SCORE-ccs (repeatable).")
 @click.option("--fraction", "fractions", type=float, multiple=True, required=True,
               help="Kept fraction (repeatable).")
 @click.option("--score-seeds", type=int, help="Seeds the difficulty scores average over.")

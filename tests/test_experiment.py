@@ -120,6 +120,7 @@ def test_method_shorthands():
     assert method_spec("el2n-easy")["keep"] == "easy"
     assert method_spec("aum-hard")["higher_is_harder"] is False
     assert method_spec("forgetting-ccs")["policy"] == "ccs"
+    assert method_spec("rs2") == {"name": "rs2", "policy": "rs2"}
     with pytest.raises(CurateError):
         method_spec("el2n-sideways")
 
@@ -146,3 +147,19 @@ def test_an_empty_subset_is_an_error(digits, config, tmp_path):
     with pytest.raises(CurateError, match="keeps no example"):
         prune_sweep(digits, digits, methods=["random"], fractions=[0.0001], seeds=[0],
                     train_config=config, out_dir=tmp_path)
+
+
+def test_rs2_draws_a_fresh_subset_each_round_under_both_budgets(digits, config, tmp_path):
+    result = prune_sweep(digits, "builtin:digits:split=test", methods=["rs2"], fractions=[0.25],
+                         seeds=[0, 1], train_config=config, out_dir=tmp_path / "steps")
+    rows = [r for r in result.results.to_pylist() if r["method"] == "rs2"]
+    assert [r["policy"] for r in rows] == ["rs2", "rs2"]
+    assert {r["steps"] for r in rows} == {EPOCHS * math.ceil(N / BATCH)}  # same steps as full
+    assert rows[0]["n_kept"] == round(0.25 * N)  # examples per round
+    assert rows[0]["test_acc"] != rows[1]["test_acc"]  # seeds draw different rounds
+    assert ("rs2", 0.25, 0) not in result.subsets  # no fixed subset to report
+    epochs = prune_sweep(digits, "builtin:digits:split=test", methods=["rs2"], fractions=[0.25],
+                         seeds=[0], budget="same-epochs", train_config=config,
+                         out_dir=tmp_path / "epochs")
+    rs2 = next(r for r in epochs.results.to_pylist() if r["method"] == "rs2")
+    assert rs2["steps"] == EPOCHS * math.ceil(round(0.25 * N) / BATCH)

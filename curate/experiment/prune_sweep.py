@@ -19,7 +19,8 @@ Budget rules (stated in every row's ``budget``):
 - ``"same-steps"``: every run takes the optimizer steps of the full data, i.e. the
   config's ``steps``, or ``epochs * ceil(n / batch_size)`` for the full ``n``.
 - ``"same-epochs"``: every run takes the config's ``epochs`` over its own subset, so
-  smaller subsets take fewer steps (needs a config with ``epochs``).
+  smaller subsets take fewer steps (needs a config with ``epochs``); for RS2 an epoch
+  is one round over its per-round subset.
 
 Caching: scores are computed once per (scorer, parameters, data fingerprint) and kept
 in ``out_dir/scores/<key>.parquet``; each finished run is kept in
@@ -57,13 +58,15 @@ from curate.experiment.cells import (
 from curate.io import write_figure, write_text
 
 BUDGETS = ("same-steps", "same-epochs")
-POLICIES = ("keep_fraction", "random", "ccs")
+POLICIES = ("keep_fraction", "random", "ccs", "rs2")
+#: Policies that need no score.
+UNSCORED = ("random", "rs2")
 #: Scores for which a lower value means harder (the rest: higher is harder).
 LOWER_IS_HARDER = frozenset({"aum"})
 #: Method keys passed on to the policy.
 POLICY_KEYS = {"keep_fraction": ("keep", "offset", "balance"),
                "ccs": ("beta", "bins", "balance"),
-               "random": ()}
+               "random": (), "rs2": ()}
 PLOT_NAME = "accuracy_vs_fraction.png"
 RESULT_COLUMNS = ("method", "score", "policy", "keep", "fraction", "n_kept", "seed", "budget",
                   "steps", "epochs", "test_acc", "test_loss", "seconds", "reused")
@@ -101,13 +104,15 @@ def prune_sweep(data, test_data, *, methods, fractions, seeds=(0, 1, 2),
             ``label`` and inputs, as the built-in datasets).
         test_data: the test data, likewise.
         methods: method specs. A dict has ``name``, ``policy`` (``"keep_fraction"``,
-            ``"ccs"`` or ``"random"``), for scored policies ``score`` (a registered
+            ``"ccs"``, ``"random"``: a static random subset, or ``"rs2"``: a fresh random
+            subset every round, see :class:`filters.schedules.RS2Schedule`), for scored
+            policies ``score`` (a registered
             scorer), optional ``score_params``, ``by`` (score column; default the score
             name), ``higher_is_harder`` (default False for AUM, else True) and the
             policy's own keys (``keep``/``offset``; ``beta``/``bins``; both take
             ``balance``, a label column for class-balanced budgets). A string is
-            shorthand: ``"random"``, ``"<score>-<easy|hard|middle>"`` or ``"<score>-ccs"``.
-            Random and CCS sampling use the run's seed.
+            shorthand: ``"random"``, ``"rs2"``, ``"<score>-<easy|hard|middle>"`` or
+            ``"<score>-ccs"``. Random, RS2 and CCS sampling use the run's seed.
         fractions: kept fractions in (0, 1]; the full-data baseline is always added.
         seeds: training seeds; every cell runs once per seed.
         budget: ``"same-steps"`` or ``"same-epochs"`` (see the module docstring).
@@ -149,7 +154,7 @@ def prune_sweep(data, test_data, *, methods, fractions, seeds=(0, 1, 2),
     full_steps = train_config.total_steps(len(train_set))
 
     score_cache = ScoreCache(out / "scores", fingerprints)
-    score_tables = [None if spec["policy"] == "random" else
+    score_tables = [None if spec["policy"] in UNSCORED else
                     score_cache.get(spec["score"], score_params(spec, score_seeds), table)
                     for spec in specs]
 
@@ -161,6 +166,10 @@ def prune_sweep(data, test_data, *, methods, fractions, seeds=(0, 1, 2),
                            budget=budget, full_steps=full_steps, fingerprints=fingerprints))
         for spec, scores in zip(specs, score_tables):
             for fraction in fractions:
+                if spec["policy"] == "rs2":
+                    cells.append(_rs2_cell(spec, fraction, seed, len(train_set), train_config,
+                                           budget, full_steps, fingerprints))
+                    continue
                 chosen = subset_positions(spec, fraction, seed, scores, table, train_set.ids)
                 cells.append(_cell({"method": spec["name"], "score": spec.get("score"),
                                     "policy": spec["policy"], "keep": spec.get("keep"),
@@ -175,7 +184,7 @@ def prune_sweep(data, test_data, *, methods, fractions, seeds=(0, 1, 2),
     summary = summarize_rows(rows, ("method", "fraction"))
     seconds = time.perf_counter() - start
     subsets = {(c.stub["method"], c.stub["fraction"], c.stub["seed"]): c.data["positions"]
-               for c in cells}
+               for c in cells if "positions" in c.data}
     reused = sum(r["reused"] for r in rows)
     result = SweepResult(results=results, summary=summary, subsets=subsets,
                          trained=len(rows) - reused, reused=reused,
@@ -188,11 +197,11 @@ def prune_sweep(data, test_data, *, methods, fractions, seeds=(0, 1, 2),
 def method_spec(method) -> dict:
     """A method as a full dict (see :func:`prune_sweep`); strings are expanded."""
     if isinstance(method, str):
-        if method == "random":
-            return {"name": "random", "policy": "random"}
+        if method in UNSCORED:
+            return {"name": method, "policy": method}
         score, _, how = method.rpartition("-")
         if not score or how not in ("easy", "hard", "middle", "ccs"):
-            raise CurateError(f"bad method {method!r}: expected 'random', "
+            raise CurateError(f"bad method {method!r}: expected 'random', 'rs2', "
                               "'<score>-<easy|hard|middle>' or '<score>-ccs'")
         if how == "ccs":
             return method_spec({"name": method, "score": score, "policy": "ccs"})
@@ -201,7 +210,7 @@ def method_spec(method) -> dict:
     spec = dict(method)
     if "name" not in spec or spec.get("policy") not in POLICIES:
         raise CurateError(f"method {method!r} needs a name and a policy in {POLICIES}")
-    if spec["policy"] != "random":
+    if spec["policy"] not in UNSCORED:
         if "score" not in spec:
             raise CurateError(f"method {spec['name']!r}: policy {spec['policy']!r} needs a "
                               "score")
@@ -243,6 +252,25 @@ def subset_positions(spec: dict, fraction: float, seed: int, scores, table: pa.T
     if not len(positions):
         raise CurateError(f"method {spec['name']!r} keeps no example at fraction {fraction:g}")
     return positions
+
+
+def _rs2_cell(spec, fraction, seed, n, config, budget, full_steps, fingerprints) -> Cell:
+    """RS2: every round trains on a fresh random ``fraction`` of the data (no fixed subset).
+
+    ``same-steps`` takes the full data's steps; ``same-epochs`` takes the config's epochs
+    of rounds, each ``ceil(round_size / batch_size)`` steps.
+    """
+    from filters.schedules import RS2Schedule
+
+    per_round = RS2Schedule(n, fraction, config.batch_size, 1).round_size
+    steps = full_steps if budget == "same-steps" else \
+        config.epochs * config.steps_per_epoch(per_round)
+    config = dataclasses.replace(config, steps=steps, epochs=None)
+    stub = {"method": spec["name"], "score": None, "policy": "rs2", "keep": None,
+            "fraction": fraction, "seed": seed, "n_kept": per_round, "budget": budget}
+    schedule = RS2Schedule(n, fraction, config.batch_size, steps, seed=seed)
+    key = cell_key(stub, config, "rs2", fingerprints, method=spec)
+    return Cell(stub, config, {"batches": schedule}, key)
 
 
 def _cell(stub: dict, *, spec, positions, config, budget, full_steps, fingerprints) -> Cell:
