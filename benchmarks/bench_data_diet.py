@@ -2,7 +2,8 @@
 
     python benchmarks/bench_data_diet.py --seeds 3 --workers 2
 
-Sweep 1 (targets T1, T2, T4): random, EL2N-hardest, EL2N-easiest, EL2N-CCS and a
+Sweep 1 (targets T1, T2, T4): random (static), RS2 (a fresh random subset every
+round), EL2N-hardest, EL2N-easiest, EL2N-CCS and a
 class-balanced EL2N-hardest that first skips the hardest 10% (likely ambiguous) at
 kept fractions 0.1 .. 0.9. EL2N is taken at epoch 5 of cnn1d training (a tenth of
 the cells' 50 epochs, as Paul et al.'s epoch 20 of 200) and averaged over
@@ -56,7 +57,7 @@ def diet_methods(el2n: dict, offset: float, beta: float) -> list:
     def scored(name, **policy):
         return {"name": name, "score": "el2n", "score_params": el2n, **policy}
 
-    return ["random",
+    return ["random", "rs2",
             scored("el2n-hard", policy="keep_fraction", keep="hard"),
             scored("el2n-easy", policy="keep_fraction", keep="easy"),
             scored("el2n-ccs", policy="ccs", beta=beta),
