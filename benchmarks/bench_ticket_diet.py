@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--el2n-epoch", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/work/ticket_diet")
+    parser.add_argument("--name", default="ticket_diet", help="results/<name>.json")
     args = parser.parse_args()
 
     table = Source("builtin:mnist1d").read_all()
@@ -65,7 +66,7 @@ def main() -> None:
                          rewind_steps=args.rewind, levels=args.levels,
                          seeds=list(range(args.seeds)), workers=args.workers)
     result.write(args.out)
-    write_result("ticket_diet", {
+    write_result(args.name, {
         "data": "builtin:mnist1d (4,000 train / 1,000 test)", "settings": result.settings,
         "el2n": el2n, "subset_size": len(easy), "dense": result.dense,
         "rows": result.rows.to_pylist(), "first_matching": result.first_matching,
