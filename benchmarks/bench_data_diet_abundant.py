@@ -38,7 +38,8 @@ def main() -> None:
     data = f"builtin:mnist1d:n_train={args.n_train}"
     test = f"builtin:mnist1d:split=test,n_train={args.n_train}"
     methods = [m for m in diet_methods(el2n_params(args.el2n_epoch), 0.1, 0.1)
-               if m == "random" or m["name"] in ("el2n-hard", "el2n-hard-bal-off10")]
+               if m == "random" or isinstance(m, dict)
+               and m["name"] in ("el2n-hard", "el2n-hard-bal-off10")]
     config = TrainConfig(model="cnn1d", optimizer="adam", lr=0.01, batch_size=100,
                          steps=args.steps)
     sweep = prune_sweep(data, test, methods=methods, fractions=[0.3, 0.5],
