@@ -102,6 +102,8 @@ def test_bad_arguments_are_clear_errors(digits, config, tmp_path):
         curriculum_sweep(digits, digits, orderings=["sideways"], **kwargs)
     with pytest.raises(CurateError, match="pacing"):
         curriculum_sweep(digits, digits, pacings=["cubic"], **kwargs)
+    with pytest.raises(CurateError, match="at least one seed"):
+        curriculum_sweep(digits, digits, seeds=[], **kwargs)
     with pytest.raises(CurateError, match="score column 'nope'"):
         curriculum_sweep(digits, digits, by="nope", **kwargs)
 

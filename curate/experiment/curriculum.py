@@ -121,6 +121,10 @@ def curriculum_sweep(data, test_data, *, score: str, score_params: dict | None =
         raise CurateError(f"budgets must be positive step counts, got {budgets}")
     if not isinstance(train_config.model, str):
         raise CurateError("train_config.model must be a zoo name for a cached sweep")
+    seeds = [int(s) for s in seeds]
+    if not seeds or not isinstance(eval_points, int) or eval_points < 1:
+        raise CurateError(f"need at least one seed and eval_points >= 1, got seeds={seeds}, "
+                          f"eval_points={eval_points!r}")
     out = Path(out_dir)
     source, test_source = Source(data), Source(test_data)
     table = source.read_all()
