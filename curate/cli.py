@@ -291,9 +291,12 @@ def experiment():
     """Run training experiments over curated subsets, over seeds, with intervals."""
 
 
-def _model_options(command):
-    """The model and optimizer options shared by the experiment commands."""
+def _experiment_options(command):
+    """The test data, model, optimizer, seeds, workers and output shared by the
+    experiment and ticket commands."""
     for option in reversed([
+        click.option("--test", "test_data", required=True,
+                     help="Test dataset, e.g. builtin:NAME:split=test."),
         click.option("--model", default="mlp", show_default=True, help="Model-zoo name."),
         click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd",
                      show_default=True),
@@ -309,8 +312,6 @@ def _model_options(command):
 
 @experiment.command(name="prune-sweep")
 @click.argument("data")
-@click.option("--test", "test_data", required=True,
-              help="Test dataset, e.g. builtin:NAME:split=test.")
 @click.option("--method", "methods", multiple=True, required=True,
               help="random, rs2, SCORE-easy|hard|middle, or SCORE-ccs (repeatable).")
 @click.option("--fraction", "fractions", type=float, multiple=True, required=True,
@@ -320,7 +321,7 @@ def _model_options(command):
               show_default=True)
 @click.option("--epochs", type=int, help="Epochs of the full-data run (or --steps).")
 @click.option("--steps", type=int, help="Optimizer steps of the full-data run.")
-@_model_options
+@_experiment_options
 def prune_sweep_cmd(data, test_data, methods, fractions, seeds, score_seeds, budget, model,
                     epochs, steps, optimizer, lr, batch_size, workers, output):
     """Accuracy of models trained on score-selected subsets against random and full data.
@@ -351,8 +352,6 @@ def prune_sweep_cmd(data, test_data, methods, fractions, seeds, score_seeds, bud
 
 @experiment.command(name="curriculum")
 @click.argument("data")
-@click.option("--test", "test_data", required=True,
-              help="Test dataset, e.g. builtin:NAME:split=test.")
 @click.option("--score", "score_spec", required=True,
               help="Scorer that orders the examples, as NAME[:key=value,...].")
 @click.option("--lower-is-harder", is_flag=True, help="Low scores are hard (e.g. aum).")
@@ -367,7 +366,7 @@ def prune_sweep_cmd(data, test_data, methods, fractions, seeds, score_seeds, bud
               help="Fraction of the data available at step 0.")
 @click.option("--full-at", type=float, default=0.8, show_default=True,
               help="Fraction of the budget at which all data is in.")
-@_model_options
+@_experiment_options
 def curriculum_cmd(data, test_data, score_spec, lower_is_harder, orderings, pacings, budgets,
                    start, full_at, model, optimizer, lr, batch_size, seeds, workers, output):
     """Paced curricula (orderings x pacings x budgets x seeds) against standard training.
@@ -423,8 +422,6 @@ def _positions_of_selection(path: str, ids) -> list[int]:
 
 @ticket.command(name="imp")
 @click.argument("data")
-@click.option("--test", "test_data", required=True,
-              help="Test dataset, e.g. builtin:NAME:split=test.")
 @click.option("--steps", type=int, required=True, help="Training steps T of every level.")
 @click.option("--levels", type=int, required=True,
               help="Pruning rounds; density after L rounds is (1 - fraction)^L.")
@@ -448,7 +445,7 @@ def _positions_of_selection(path: str, ids) -> list[int]:
 @click.option("--pretrain", "pretrain_selection", type=click.Path(dir_okay=False),
               help="Selection file (from curate filter): train the 0..k phase on its kept "
               "examples only (a data diet for IMP).")
-@_model_options
+@_experiment_options
 def ticket_imp(data, test_data, steps, levels, fraction, output_fraction, scope, rewind_step,
                controls, no_controls, target_acc, eval_every, instability, pretrain_selection,
                model, optimizer, lr, batch_size, seeds, workers, output):
@@ -484,8 +481,6 @@ def ticket_imp(data, test_data, steps, levels, fraction, output_fraction, scope,
 
 @ticket.command(name="sharpness")
 @click.argument("data")
-@click.option("--test", "test_data", required=True,
-              help="Test dataset, e.g. builtin:NAME:split=test.")
 @click.option("--steps", type=int, required=True, help="Training steps T (one LR schedule).")
 @click.option("--rewind-step", type=int, default=0, show_default=True,
               help="k: the dense network and every pruned one train from the weights at "
@@ -505,7 +500,7 @@ def ticket_imp(data, test_data, steps, levels, fraction, output_fraction, scope,
 @click.option("--schedule", type=click.Choice(["constant", "cosine", "linear"]),
               default="constant", show_default=True,
               help="Learning-rate schedule over the T steps.")
-@_model_options
+@_experiment_options
 def ticket_sharpness(data, test_data, steps, rewind_step, fractions, top_k, hessian_examples,
                      tolerance, no_retrain, schedule, model, optimizer, lr, batch_size, seeds,
                      workers, output):

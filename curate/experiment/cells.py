@@ -141,6 +141,13 @@ def interval_text(row: dict) -> str:
     return f"[{row['ci95_lo']:.4f}, {row['ci95_hi']:.4f}]"
 
 
+def runs_footer(result) -> str:
+    """The report's last line: runs trained and reused, scores computed and reused, time."""
+    return (f"Runs: {result.results.num_rows} ({result.trained} trained, {result.reused} "
+            f"reused from the cache); scores: {result.scores_computed} computed, "
+            f"{result.scores_reused} reused. Wall time: {result.seconds:.1f} s.")
+
+
 def band(ax, x, rows: list[dict], label: str, **style):
     """Plot the mean of summary ``rows`` against ``x`` with a shaded 95% interval."""
     mean = np.array([r["mean"] for r in rows])

@@ -48,6 +48,7 @@ from curate.experiment.cells import (
     cell_key,
     interval_text,
     run_cells,
+    runs_footer,
     summarize_rows,
     write_tables,
 )
@@ -263,7 +264,5 @@ def report_markdown(result: CurriculumResult, data, score: str, start: float,
         lines.append(f"| {row['pacing']} | {row['budget']} | {row['against']} | {row['n']} | "
                      f"{row['mean']:+.4f} | {interval_text(row)} |")
     lines += ["", f"![test accuracy during training]({PLOT_NAME})", "",
-              f"Runs: {result.results.num_rows} ({result.trained} trained, {result.reused} "
-              f"reused from the cache); scores: {result.scores_computed} computed, "
-              f"{result.scores_reused} reused. Wall time: {result.seconds:.1f} s.", ""]
+              runs_footer(result), ""]
     return "\n".join(lines)

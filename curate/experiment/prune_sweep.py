@@ -52,6 +52,7 @@ from curate.experiment.cells import (
     fingerprint,
     interval_text,
     run_cells,
+    runs_footer,
     summarize_rows,
     write_tables,
 )
@@ -327,7 +328,5 @@ def report_markdown(result: SweepResult, budget: str, config, full_steps: int) -
         lines.append(f"| {row['method']} | {row['fraction']:g} | {row['n']} | "
                      f"{row['mean']:.4f} | {interval_text(row)} | {row['steps']:g} |")
     lines += ["", f"![test accuracy vs kept fraction]({PLOT_NAME})", "",
-              f"Runs: {result.results.num_rows} ({result.trained} trained, {result.reused} "
-              f"reused from the cache); scores: {result.scores_computed} computed, "
-              f"{result.scores_reused} reused. Wall time: {result.seconds:.1f} s.", ""]
+              runs_footer(result), ""]
     return "\n".join(lines)
