@@ -44,6 +44,25 @@ def fingerprint(value) -> str:
     return xxhash.xxh3_128_hexdigest(text.encode())
 
 
+def load_data(data, test_data) -> tuple:
+    """``(table, train_set, test_set, fingerprints)`` of an experiment's data.
+
+    ``table``: the training data as read (scorers take it); ``train_set``/``test_set``:
+    :class:`curate.train.TensorData`; ``fingerprints``: the data and test-data content
+    fingerprints and curate's version, which every cache key includes.
+    """
+    import curate
+    from curate.io import Source
+    from curate.train import TensorData
+
+    source, test_source = Source(data), Source(test_data)
+    table = source.read_all()
+    fingerprints = {"data": source.fingerprint(), "test": test_source.fingerprint(),
+                    "curate": curate.__version__}
+    return (table, TensorData.from_table(table),
+            TensorData.from_table(test_source.read_all()), fingerprints)
+
+
 def cell_key(stub: dict, config, data_key, fingerprints: dict, **extra) -> str:
     """Cache key of a run: its row, whole config, a key of its data, the data fingerprints."""
     return fingerprint({"cell": stub, "config": dataclasses.asdict(config), "data": data_key,

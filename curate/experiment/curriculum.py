@@ -47,6 +47,7 @@ from curate.experiment.cells import (
     band,
     cell_key,
     interval_text,
+    load_data,
     run_cells,
     runs_footer,
     summarize_rows,
@@ -106,9 +107,6 @@ def curriculum_sweep(data, test_data, *, score: str, score_params: dict | None =
         eval_points: test accuracy is recorded this many times per run (curves).
         workers: > 1 trains runs in that many processes.
     """
-    import curate
-    from curate.io import Source
-    from curate.train import TensorData
     from filters.curriculum import ORDERINGS, Pacing, difficulty_order
     from filters.schedules import CurriculumSchedule
 
@@ -127,12 +125,7 @@ def curriculum_sweep(data, test_data, *, score: str, score_params: dict | None =
         raise CurateError(f"need at least one seed and eval_points >= 1, got seeds={seeds}, "
                           f"eval_points={eval_points!r}")
     out = Path(out_dir)
-    source, test_source = Source(data), Source(test_data)
-    table = source.read_all()
-    train_set = TensorData.from_table(table)
-    test_set = TensorData.from_table(test_source.read_all())
-    fingerprints = {"data": source.fingerprint(), "test": test_source.fingerprint(),
-                    "curate": curate.__version__}
+    table, train_set, test_set, fingerprints = load_data(data, test_data)
     cache = ScoreCache(out / "scores", fingerprints)
     scores = cache.get(score, dict(score_params or {}), table)
     values = _values_by_position(scores, by or score, train_set.ids)
@@ -168,7 +161,8 @@ def curriculum_sweep(data, test_data, *, score: str, score_params: dict | None =
         trained=sum(not r["reused"] for r in rows), reused=sum(r["reused"] for r in rows),
         scores_computed=cache.computed, scores_reused=cache.reused,
         seconds=time.perf_counter() - start_time, out_dir=out)
-    write_outputs(result, source.spec, score, start, full_at)
+    label = data if isinstance(data, str) else f"an in-memory {type(data).__name__}"
+    write_outputs(result, label, score, start, full_at)
     return result
 
 

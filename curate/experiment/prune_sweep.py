@@ -51,6 +51,7 @@ from curate.experiment.cells import (
     cell_key,
     fingerprint,
     interval_text,
+    load_data,
     run_cells,
     runs_footer,
     summarize_rows,
@@ -125,9 +126,6 @@ def prune_sweep(data, test_data, *, methods, fractions, seeds=(0, 1, 2),
         workers: > 1 trains runs in that many spawned processes, one torch thread each.
         progress: show a progress bar over the runs.
     """
-    import curate
-    from curate.io import Source
-    from curate.train import TensorData
 
     start = time.perf_counter()
     if budget not in BUDGETS:
@@ -146,12 +144,7 @@ def prune_sweep(data, test_data, *, methods, fractions, seeds=(0, 1, 2),
     seeds = [int(s) for s in seeds]
     out = Path(out_dir)
 
-    source, test_source = Source(data), Source(test_data)
-    table = source.read_all()
-    train_set = TensorData.from_table(table)
-    test_set = TensorData.from_table(test_source.read_all())
-    fingerprints = {"data": source.fingerprint(), "test": test_source.fingerprint(),
-                    "curate": curate.__version__}
+    table, train_set, test_set, fingerprints = load_data(data, test_data)
     full_steps = train_config.total_steps(len(train_set))
 
     score_cache = ScoreCache(out / "scores", fingerprints)
