@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -69,18 +67,14 @@ def cell_key(stub: dict, config, data_key, fingerprints: dict, **extra) -> str:
                         **fingerprints, **extra})
 
 
-def _train_cell(cell: Cell, train_set, test_set) -> dict:
+def _train_cell(job) -> dict:
+    """Metrics and curve of one run; ``job`` is ``(cell, train_set, test_set)``."""
     from curate.train import train
 
+    cell, train_set, test_set = job
     run = train(cell.config, train_set, test_set, seed=cell.stub["seed"], **cell.data)
     curve = [[row["step"], row["test_acc"]] for row in run.history]
     return {**{k: run.final[k] for k in RUN_METRICS}, "curve": curve}
-
-
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def run_cells(cells: list[Cell], train_set, test_set, folder: Path, *, workers: int = 1,
@@ -115,16 +109,11 @@ def run_cells(cells: list[Cell], train_set, test_set, folder: Path, *, workers: 
         if bar is not None:
             bar.update()
 
-    if workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                 initializer=_one_thread) as pool:
-            futures = {i: pool.submit(_train_cell, cells[i], train_set, test_set)
-                       for i in todo}
-            for i, future in futures.items():
-                finish(i, future.result())
-    else:
-        for i in todo:
-            finish(i, _train_cell(cells[i], train_set, test_set))
+    from curate.train.seeds import map_processes
+
+    jobs = [(cells[i], train_set, test_set) for i in todo]
+    for i, metrics in zip(todo, map_processes(_train_cell, jobs, workers)):
+        finish(i, metrics)
     if bar is not None:
         bar.close()
     return rows

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import copy
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +50,7 @@ from curate.train.pruning import (
     random_masks,
     sparsity,
 )
-from curate.train.seeds import _one_thread, summarize
+from curate.train.seeds import map_processes, summarize
 from curate.train.trainer import TrainConfig, seeded, train
 
 KINDS = ("dense", "ticket", "random_mask", "reinit")
@@ -174,13 +172,7 @@ def imp(config: TrainConfig, train_data: TensorData, test_data: TensorData, *, l
     jobs = [(seed, config, level_config, train_data, test_data, settings,
              None if pretrain is None else np.asarray(pretrain, dtype=np.int64))
             for seed in seeds]
-    if workers > 1 and len(seeds) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(seeds)),
-                                 mp_context=get_context("spawn"),
-                                 initializer=_one_thread) as pool:
-            outputs = list(pool.map(_imp_seed, jobs))
-    else:
-        outputs = [_imp_seed(job) for job in jobs]
+    outputs = list(map_processes(_imp_seed, jobs, workers))
 
     runs = [r for out in outputs for r in out["runs"]]
     barriers = [r for out in outputs for r in out["barriers"]]

@@ -39,9 +39,7 @@ up to which every tried fraction matches (0.0 when the first does not).
 from __future__ import annotations
 
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +52,7 @@ from curate.train.data import TensorData
 from curate.train.lottery import _rewind_state
 from curate.train.models import make_model
 from curate.train.pruning import apply_masks, magnitude_masks, prunable_parameters
-from curate.train.seeds import _one_thread, summarize
+from curate.train.seeds import map_processes, summarize
 from curate.train.sharpness import (
     hessian_trace,
     largest_prefix,
@@ -187,13 +185,7 @@ def prunability(config: TrainConfig, train_data: TensorData, test_data: TensorDa
                 "pruning": "one-shot global magnitude, Linear/Conv weights only"}
     batch = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(0))[:n_batch]
     jobs = [(seed, config, train_data, test_data, batch, settings) for seed in seeds]
-    if workers > 1 and len(seeds) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(seeds)),
-                                 mp_context=get_context("spawn"),
-                                 initializer=_one_thread) as pool:
-            outputs = list(pool.map(_measure_seed, jobs))
-    else:
-        outputs = [_measure_seed(job) for job in jobs]
+    outputs = list(map_processes(_measure_seed, jobs, workers))
 
     dense = summarize([out["row"]["dense_test_acc"] for out in outputs])
     threshold = dense["mean"] - tolerance if dense["ci95"] is None \

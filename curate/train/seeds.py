@@ -45,6 +45,23 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
+def map_processes(fn, jobs, workers: int = 1):
+    """Yield ``fn(job)`` for every job, in job order, as the results come in.
+
+    With ``workers > 1`` (and more than one job) the jobs run in that many spawned
+    processes with one torch thread each, so ``fn`` and the jobs must pickle (``fn`` a
+    module-level function, not a lambda); otherwise they run here, one after another.
+    """
+    jobs = list(jobs)
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+                                 mp_context=get_context("spawn"),
+                                 initializer=_one_thread) as pool:
+            yield from pool.map(fn, jobs)
+    else:
+        yield from map(fn, jobs)
+
+
 def train_seeds(config: TrainConfig, train_data, test_data=None, *, seeds=(0, 1, 2),
                 callbacks_factory=None, workers: int = 1, positions=None,
                 batches_factory=None, initial_state=None, masks=None) -> SeedsResult:
@@ -67,13 +84,7 @@ def train_seeds(config: TrainConfig, train_data, test_data=None, *, seeds=(0, 1,
              list(callbacks_factory(seed)) if callbacks_factory else [], positions,
              batches_factory(seed) if batches_factory else None, initial_state, masks)
             for seed in seeds]
-    if workers > 1 and len(seeds) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(seeds)),
-                                 mp_context=get_context("spawn"),
-                                 initializer=_one_thread) as pool:
-            runs = list(pool.map(_run, jobs))
-    else:
-        runs = [_run(job) for job in jobs]
+    runs = list(map_processes(_run, jobs, workers))
     summary = {}
     for metric in SUMMARY_METRICS:
         values = [run.final[metric] for run in runs]
