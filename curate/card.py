@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 
 from curate.io import write_figure, write_text
 from curate.registry import SCORERS
+from curate.reporting import markdown_table
 
 CARD_NAME = "card.md"
 #: Percentiles reported for document lengths.
@@ -103,7 +104,7 @@ def _source_section(source_info: dict | None) -> list[str]:
     if not source_info:
         return []
     rows = [[_escape(str(k)), f"`{_escape(str(v))}`"] for k, v in source_info.items()]
-    return ["## Source", ""] + _table(["field", "value"], rows) + [""]
+    return ["## Source", ""] + markdown_table(["field", "value"], rows) + [""]
 
 
 def _kind(scorer: str) -> str:
@@ -152,7 +153,7 @@ def _size_section(n_docs: int, lengths: np.ndarray | None, out: Path) -> list[st
     headers = ["min"] + [f"p{p}" for p in LENGTH_PERCENTILES] + ["max"]
     values = [finite.min(), *np.percentile(finite, LENGTH_PERCENTILES), finite.max()]
     lines += ["", "Length distribution (characters):", ""]
-    lines += _table(headers, [[_num(float(v)) for v in values]])
+    lines += markdown_table(headers, [[_num(float(v)) for v in values]])
     positive = finite[finite > 0]
     if len(positive):
         name = _save(out, "length_histogram.png", _length_figure, positive, empty)
@@ -184,8 +185,8 @@ def _dedup_section(scores: pa.Table) -> list[str]:
             top = [[f"`{_escape(str(i))}`", _int(int(s))]
                    for i, s in zip(ids[:TOP_CLUSTERS], sizes[:TOP_CLUSTERS], strict=True)]
             details += ["", f"Largest `{prefix}` clusters:", ""]
-            details += _table(["cluster", "documents"], top)
-    lines += _table(["scorer", "duplicates", "duplicate rate", "clusters (2+ documents)",
+            details += markdown_table(["cluster", "documents"], top)
+    lines += markdown_table(["scorer", "duplicates", "duplicate rate", "clusters (2+ documents)",
                      "largest cluster"], rows)
     lines += details
     return lines + ["", "Duplicate rate: share of all documents marked duplicate. "
@@ -221,7 +222,7 @@ def _language_section(scores: pa.Table, out: Path) -> list[str]:
             lines.append(f"Mean confidence: {mean}.")
         else:
             lines.append(f"No `{conf_col}` column.")
-        lines += [""] + _table(headers, rows)
+        lines += [""] + markdown_table(headers, rows)
         percent = 100 * counts[: len(top)] / n
         name = _save(out, f"language_{_slug(prefix)}.png", _bar_figure,
                      labels[: len(percent)], percent, "% of documents",
@@ -246,7 +247,7 @@ def _rule_set_section(scores: pa.Table, out: Path) -> list[str]:
         rate = _pct(kept / scored) if scored else "n/a"
         rows.append([f"`{prefix}`", _int(kept), _int(dropped), _int(keep.null_count), rate])
         all_kept &= keep.fill_null(False).to_numpy(zero_copy_only=False)
-    lines += _table(["rule set", "kept", "dropped", "unscored", "keep rate"], rows)
+    lines += markdown_table(["rule set", "kept", "dropped", "unscored", "keep rate"], rows)
     combined = int(all_kept.sum())
     lines += ["", f"**Combined**: applying all {len(prefixes)} rule sets keeps "
                   f"{_int(combined)} of {_int(n)} documents ({_pct(combined / n)})."]
@@ -270,7 +271,7 @@ def _reason_block(scores: pa.Table, prefix: str, out: Path) -> list[str]:
     n = scores.num_rows
     rows = [[f"`{_escape(label)}`", _int(int(c)), _pct(c / n_dropped), _pct(c / n)]
             for label, c in zip(labels, counts, strict=True)]
-    lines += _table(["reason", "dropped", "share of dropped", "share of all"], rows)
+    lines += markdown_table(["reason", "dropped", "share of dropped", "share of all"], rows)
     shown = min(TOP_REASONS_PLOTTED, len(labels))
     name = _save(out, f"drop_reasons_{_slug(prefix)}.png", _bar_figure, labels[:shown],
                  counts[:shown], "documents dropped", f"{prefix}: drop reasons")
@@ -291,7 +292,7 @@ def _distribution_section(numeric: dict[str, np.ndarray], out: Path) -> list[str
                          *(_num(float(s)) for s in stats)])
         else:
             rows.append([f"`{name}`", "0", _int(missing), "n/a", "n/a", "n/a", "n/a"])
-    lines += _table(["column", "values", "null/NaN/inf (ignored)", "min", "median", "mean",
+    lines += markdown_table(["column", "values", "null/NaN/inf (ignored)", "min", "median", "mean",
                      "max"], rows)
     plot = _save(out, "score_histograms.png", _histogram_grid, numeric)
     return lines + ["", f"![Score histograms]({plot})", ""]
@@ -317,7 +318,7 @@ def _correlation_section(numeric: dict[str, np.ndarray], out: Path) -> list[str]
     lines.append("")
     rows = [[f"`{a}`", f"`{b}`", f"{r:+.3f}", _int(int(c))]
             for _, a, b, r, c in pairs[:TOP_PAIRS]]
-    lines += _table(["column", "column", "Spearman rho", "documents"], rows) if rows else [
+    lines += markdown_table(["column", "column", "Spearman rho", "documents"], rows) if rows else [
         "_No pair has three or more documents with finite values in both columns._"]
     plot = _save(out, "score_correlations.png", _heatmap_figure, names, rho)
     return lines + ["", f"![Spearman correlations]({plot})", ""]
@@ -579,11 +580,6 @@ def _count_true(values: pa.Array) -> int:
 
 def _is_string(dtype: pa.DataType) -> bool:
     return pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def _escape(text: str) -> str:

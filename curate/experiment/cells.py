@@ -142,28 +142,11 @@ def summarize_rows(rows: list[dict], by: tuple[str, ...], value: str = "test_acc
     return pa.Table.from_pylist(out)
 
 
-def interval_text(row: dict) -> str:
-    """``[lo, hi]`` of a summary row, or ``n/a`` with one seed."""
-    if row["ci95_lo"] is None:
-        return "n/a"
-    return f"[{row['ci95_lo']:.4f}, {row['ci95_hi']:.4f}]"
-
-
 def runs_footer(result) -> str:
     """The report's last line: runs trained and reused, scores computed and reused, time."""
     return (f"Runs: {result.results.num_rows} ({result.trained} trained, {result.reused} "
             f"reused from the cache); scores: {result.scores_computed} computed, "
             f"{result.scores_reused} reused. Wall time: {result.seconds:.1f} s.")
-
-
-def band(ax, x, rows: list[dict], label: str, **style):
-    """Plot the mean of summary ``rows`` against ``x`` with a shaded 95% interval."""
-    mean = np.array([r["mean"] for r in rows])
-    low = np.array([r["mean"] if r["ci95_lo"] is None else r["ci95_lo"] for r in rows])
-    high = np.array([r["mean"] if r["ci95_hi"] is None else r["ci95_hi"] for r in rows])
-    (line,) = ax.plot(x, mean, label=label, **style)
-    ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, lw=0)
-    return line
 
 
 def write_tables(out: Path, results: pa.Table, summary: pa.Table) -> None:

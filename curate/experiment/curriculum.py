@@ -44,9 +44,7 @@ from curate.errors import CurateError
 from curate.experiment.cells import (
     Cell,
     ScoreCache,
-    band,
     cell_key,
-    interval_text,
     load_data,
     run_cells,
     runs_footer,
@@ -54,6 +52,7 @@ from curate.experiment.cells import (
     write_tables,
 )
 from curate.io import write_figure, write_text
+from curate.reporting import band, interval_text, markdown_table
 
 STANDARD = "none"
 RESULT_COLUMNS = ("ordering", "pacing", "budget", "seed", "steps", "test_acc", "test_loss",
@@ -244,19 +243,18 @@ def report_markdown(result: CurriculumResult, data, score: str, start: float,
     lines = ["# Curriculum sweep", "", f"Data: `{data}`. Ordering score: `{score}`.", "",
              "Budget rule: at each budget every arm takes exactly that many optimizer steps. "
              f"Paced arms draw each batch from the first g(t) examples of their ordering; g "
-             f"grows from {start:g} of the data to all of it at {full_at:g} of the budget.", "",
-             "| ordering | pacing | budget | n | mean test acc | 95% CI |",
-             "|---|---|---|---|---|---|"]
-    for row in result.summary.to_pylist():
-        lines.append(f"| {row['ordering']} | {row['pacing']} | {row['budget']} | {row['n']} | "
-                     f"{row['mean']:.4f} | {interval_text(row)} |")
+             f"grows from {start:g} of the data to all of it at {full_at:g} of the budget.", ""]
+    lines += markdown_table(
+        ["ordering", "pacing", "budget", "n", "mean test acc", "95% CI"],
+        [[r["ordering"], r["pacing"], r["budget"], r["n"], f"{r['mean']:.4f}",
+          interval_text(r)] for r in result.summary.to_pylist()])
     lines += ["", "Easy-to-hard minus the other arm, paired by seed (a positive difference "
               "favours the curriculum; an interval containing 0 is no evidence either way):",
-              "", "| pacing | budget | against | n | mean difference | 95% CI |",
-              "|---|---|---|---|---|---|"]
-    for row in result.comparisons.to_pylist():
-        lines.append(f"| {row['pacing']} | {row['budget']} | {row['against']} | {row['n']} | "
-                     f"{row['mean']:+.4f} | {interval_text(row)} |")
+              ""]
+    lines += markdown_table(
+        ["pacing", "budget", "against", "n", "mean difference", "95% CI"],
+        [[r["pacing"], r["budget"], r["against"], r["n"], f"{r['mean']:+.4f}",
+          interval_text(r)] for r in result.comparisons.to_pylist()])
     lines += ["", f"![test accuracy during training]({PLOT_NAME})", "",
               runs_footer(result), ""]
     return "\n".join(lines)

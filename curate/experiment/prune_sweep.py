@@ -47,10 +47,8 @@ from curate.errors import CurateError
 from curate.experiment.cells import (
     Cell,
     ScoreCache,
-    band,
     cell_key,
     fingerprint,
-    interval_text,
     load_data,
     run_cells,
     runs_footer,
@@ -58,6 +56,7 @@ from curate.experiment.cells import (
     write_tables,
 )
 from curate.io import write_figure, write_text
+from curate.reporting import band, baseline_band, interval_text, markdown_table
 
 BUDGETS = ("same-steps", "same-epochs")
 POLICIES = ("keep_fraction", "random", "ccs", "rs2")
@@ -292,10 +291,7 @@ def accuracy_figure(summary: pa.Table):
     rows = summary.to_pylist()
     for row in rows:
         if row["method"] == "full":
-            low = row["ci95_lo"] if row["ci95_lo"] is not None else row["mean"]
-            high = row["ci95_hi"] if row["ci95_hi"] is not None else row["mean"]
-            ax.axhspan(low, high, color="0.5", alpha=0.25, lw=0)
-            ax.axhline(row["mean"], color="0.3", ls="--", lw=1, label="full data")
+            baseline_band(ax, row, "full data")
     for method in dict.fromkeys(r["method"] for r in rows if r["method"] != "full"):
         mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["fraction"])
         band(ax, [r["fraction"] for r in mine], mine, method, marker="o")
@@ -314,12 +310,11 @@ def report_markdown(result: SweepResult, budget: str, config, full_steps: int) -
             "(smaller subsets take fewer steps)")
     lines = ["# Prune sweep", "", f"Budget rule: {rule}.", "",
              f"Model {config.model}, optimizer {config.optimizer}, lr {config.lr}, batch "
-             f"{config.batch_size}, schedule {config.schedule}.", "",
-             "| method | fraction | n | mean test acc | 95% CI | steps |",
-             "|---|---|---|---|---|---|"]
-    for row in result.summary.to_pylist():
-        lines.append(f"| {row['method']} | {row['fraction']:g} | {row['n']} | "
-                     f"{row['mean']:.4f} | {interval_text(row)} | {row['steps']:g} |")
+             f"{config.batch_size}, schedule {config.schedule}.", ""]
+    lines += markdown_table(
+        ["method", "fraction", "n", "mean test acc", "95% CI", "steps"],
+        [[row["method"], f"{row['fraction']:g}", row["n"], f"{row['mean']:.4f}",
+          interval_text(row), f"{row['steps']:g}"] for row in result.summary.to_pylist()])
     lines += ["", f"![test accuracy vs kept fraction]({PLOT_NAME})", "",
               runs_footer(result), ""]
     return "\n".join(lines)

@@ -31,8 +31,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from curate.errors import CurateError
-from curate.experiment.cells import band, interval_text
 from curate.io import write_figure, write_text
+from curate.reporting import band, baseline_band, interval_text, markdown_table
 
 PLOT_NAME = "ticket_accuracy_vs_rewind_step.png"
 
@@ -159,9 +159,9 @@ def diet_figure(result: DietResult):
 
     fig = Figure(figsize=(7, 4.5), dpi=100, layout="constrained")
     ax = fig.add_subplot()
-    low, high = result.dense["ci95"] or (result.dense["mean"],) * 2
-    ax.axhspan(low, high, color="0.5", alpha=0.25, lw=0)
-    ax.axhline(result.dense["mean"], color="0.3", ls="--", lw=1, label="dense")
+    low, high = result.dense["ci95"] or (None, None)
+    baseline_band(ax, {"mean": result.dense["mean"], "ci95_lo": low, "ci95_hi": high},
+                  "dense")
     rows = result.rows.to_pylist()
     for name in dict.fromkeys(r["subset"] for r in rows):
         mine = [r for r in rows if r["subset"] == name]
@@ -186,19 +186,17 @@ def report_markdown(result: DietResult) -> str:
              + (f" [{dense_ci[0]:.4f}, {dense_ci[1]:.4f}]" if dense_ci else "")
              + f". Tickets match when their mean is at least {s['threshold']:.4f} ("
              + ("the dense interval's lower end" if s["tolerance"] is None
-                else f"dense mean minus {s['tolerance']:g}") + ").", "",
-             "| pre-training data | examples | rewind step | ticket acc | 95% CI | matches |",
-             "|---|---|---|---|---|---|"]
-    for row in result.rows.to_pylist():
-        lines.append(f"| {row['subset']} | {row['n_pretrain']} | {row['rewind_step']} | "
-                     f"{row['mean']:.4f} | {interval_text(row)} | "
-                     f"{'yes' if row['matches'] else 'no'} |")
-    lines += ["", "| pre-training data | first matching rewind step | full data's k / this k |",
-              "|---|---|---|"]
-    for name, k in result.first_matching.items():
-        ratio = result.speedup[name]
-        lines.append(f"| {name} | {'none' if k is None else k} | "
-                     f"{'n/a' if ratio is None else f'{ratio:.2f}x'} |")
+                else f"dense mean minus {s['tolerance']:g}") + ").", ""]
+    lines += markdown_table(
+        ["pre-training data", "examples", "rewind step", "ticket acc", "95% CI", "matches"],
+        [[r["subset"], r["n_pretrain"], r["rewind_step"], f"{r['mean']:.4f}",
+          interval_text(r), "yes" if r["matches"] else "no"] for r in result.rows.to_pylist()])
+    lines.append("")
+    lines += markdown_table(
+        ["pre-training data", "first matching rewind step", "full data's k / this k"],
+        [[name, "none" if k is None else k,
+          "n/a" if result.speedup[name] is None else f"{result.speedup[name]:.2f}x"]
+         for name, k in result.first_matching.items()])
     lines += ["", f"![ticket accuracy vs rewind step]({PLOT_NAME})", "",
               f"Wall time: {result.seconds:.1f} s.", ""]
     return "\n".join(lines)

@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from curate.errors import CurateError
 from curate.io import write_figure, write_text
+from curate.reporting import band, baseline_band, markdown_table
 from curate.train.connectivity import error_barrier
 from curate.train.data import TensorData
 from curate.train.models import make_model
@@ -399,13 +400,6 @@ def summarize_barriers(barriers: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(out, schema=BARRIER_SUMMARY_SCHEMA)
 
 
-def _band(rows):
-    mean = np.array([r["mean"] for r in rows])
-    low = np.array([r["ci95_lo"] if r["ci95_lo"] is not None else r["mean"] for r in rows])
-    high = np.array([r["ci95_hi"] if r["ci95_hi"] is not None else r["mean"] for r in rows])
-    return mean, low, high
-
-
 def accuracy_figure(summary: pa.Table):
     """Test accuracy vs % of weights remaining (log axis, sparser to the right): ticket and
     controls with 95% bands, the dense network as a grey band."""
@@ -416,17 +410,12 @@ def accuracy_figure(summary: pa.Table):
     rows = summary.to_pylist()
     dense = [r for r in rows if r["kind"] == "dense"]
     if dense:
-        mean, low, high = _band(dense)
-        ax.axhspan(low[0], high[0], color="0.5", alpha=0.25, lw=0)
-        ax.axhline(mean[0], color="0.3", ls="--", lw=1, label="dense")
+        baseline_band(ax, dense[0], "dense")
     for kind in ("ticket", "reinit", "random_mask"):
         mine = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["level"])
         if not mine:
             continue
-        x = [100 * r["density"] for r in mine]
-        mean, low, high = _band(mine)
-        (line,) = ax.plot(x, mean, marker="o", ms=4, label=kind)
-        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, lw=0)
+        band(ax, [100 * r["density"] for r in mine], mine, kind, marker="o", ms=4)
     ax.set_xscale("log")
     ax.set_xticks([t for t in (100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1)
                    if t >= min(100 * r["density"] for r in rows)], minor=False)
@@ -453,10 +442,7 @@ def barrier_figure(barrier_summary: pa.Table):
         mine = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["other_level"])
         if not mine:
             continue
-        x = [r["other_level"] for r in mine]
-        mean, low, high = (100 * v for v in _band(mine))
-        (line,) = ax.plot(x, mean, marker="o", ms=4, label=label)
-        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, lw=0)
+        band(ax, [r["other_level"] for r in mine], mine, label, scale=100, marker="o", ms=4)
     ax.axhline(2.0, color="0.3", ls="--", lw=1, label="2 points")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("level L")
@@ -494,16 +480,16 @@ def report_markdown(result: LotteryResult) -> str:
         f"{s['total_steps'] - s['rewind_step']} steps.", "",
         "Test accuracy, mean [95% CI] over seeds. Barriers as error fractions (0.02 = 2 "
         "points): the worst error on the linear path minus the endpoints' mean error, on the "
-        "test data.",
-        "", "| level | % remaining | ticket (dense at 0) | reinit | random mask | "
-        "barrier L-1 to L | instability |", "|---|---|---|---|---|---|---|"]
+        "test data.", ""]
+    rows = []
     for level in levels:
         main = by.get((level, "dense" if level == 0 else "ticket"))
-        lines.append(f"| {level} | {100 * main['density']:.2f} | {_fmt(main)} | "
-                     f"{_fmt(by.get((level, 'reinit')))} | "
-                     f"{_fmt(by.get((level, 'random_mask')))} | "
-                     f"{_fmt(bars.get(('successive', level)))} | "
-                     f"{_fmt(bars.get(('instability', level)))} |")
+        rows.append([level, f"{100 * main['density']:.2f}", _fmt(main),
+                     _fmt(by.get((level, "reinit"))), _fmt(by.get((level, "random_mask"))),
+                     _fmt(bars.get(("successive", level))),
+                     _fmt(bars.get(("instability", level)))])
+    lines += markdown_table(["level", "% remaining", "ticket (dense at 0)", "reinit",
+                             "random mask", "barrier L-1 to L", "instability"], rows)
     lines += ["", f"![accuracy vs sparsity]({ACCURACY_PLOT})", "",
               f"![barrier vs level]({BARRIER_PLOT})", "",
               f"Runs: {result.runs.num_rows}. Wall time: {result.seconds:.1f} s.", ""]

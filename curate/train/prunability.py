@@ -48,6 +48,7 @@ import torch
 
 from curate.errors import CurateError
 from curate.io import write_figure, write_text
+from curate.reporting import markdown_table
 from curate.train.data import TensorData
 from curate.train.lottery import _rewind_state
 from curate.train.models import make_model
@@ -442,29 +443,28 @@ def report_markdown(result: PrunabilityResult) -> str:
         f"Matching threshold {result.threshold:.4f} = {s['threshold_rule']} "
         f"(tolerance {s['tolerance']:g}). eps: the smallest loss increase over the final "
         f"loss, on the Hessian batch, among the dense run's checkpoints (every "
-        f"{s['eval_every']} steps) that do not match.", "",
-        "| seed | dense acc | eps (step) | lambda_max | trace | predicted, lambda_max rule "
-        "| predicted, Gordon | observed | observed, no retraining |",
-        "|---|---|---|---|---|---|---|---|---|"]
+        f"{s['eval_every']} steps) that do not match.", ""]
+    rows = []
     for r in result.seeds.to_pylist():
         eps = "undefined" if r["eps"] is None else f"{r['eps']:.4f} ({r['eps_step']})"
-        lines.append(
-            f"| {r['seed']} | {r['dense_test_acc']:.4f} | {eps} | {r['lambda_max']:.3f} | "
-            f"{r['trace']:.1f} ± {r['trace_stderr']:.1f} | {_num(r['predicted_lambda_max'])} "
-            f"| {_num(r['predicted_gordon'])} | {_num(r['observed'])} | "
-            f"{_num(r['observed_no_retrain'])} |")
+        rows.append([r["seed"], f"{r['dense_test_acc']:.4f}", eps, f"{r['lambda_max']:.3f}",
+                     f"{r['trace']:.1f} ± {r['trace_stderr']:.1f}",
+                     _num(r["predicted_lambda_max"]), _num(r["predicted_gordon"]),
+                     _num(r["observed"]), _num(r["observed_no_retrain"])])
+    lines += markdown_table(["seed", "dense acc", "eps (step)", "lambda_max", "trace",
+                             "predicted, lambda_max rule", "predicted, Gordon", "observed",
+                             "observed, no retraining"], rows)
     if any(r["eps"] is None for r in result.seeds.to_pylist()):
         lines += ["", "eps is undefined where every checkpoint of the dense run matches "
                       "(no prediction): rewind earlier or checkpoint more often."]
     seeds = [r["seed"] for r in result.seeds.to_pylist()]
     by = {(f["seed"], f["fraction"]): f for f in result.fractions.to_pylist()}
-    lines += ["", "Test accuracy after one-shot pruning, retrained / not retrained:", "",
-              "| fraction | " + " | ".join(f"seed {seed}" for seed in seeds) + " |",
-              "|---" * (len(seeds) + 1) + "|"]
-    for p in s["fractions"]:
-        cells = [f"{_num(by[(seed, p)]['acc_retrained'], '{:.4f}')} / "
-                 f"{by[(seed, p)]['acc_no_retrain']:.4f}" for seed in seeds]
-        lines.append(f"| {p:g} | " + " | ".join(cells) + " |")
+    lines += ["", "Test accuracy after one-shot pruning, retrained / not retrained:", ""]
+    lines += markdown_table(
+        ["fraction", *(f"seed {seed}" for seed in seeds)],
+        [[f"{p:g}", *(f"{_num(by[(seed, p)]['acc_retrained'], '{:.4f}')} / "
+                      f"{by[(seed, p)]['acc_no_retrain']:.4f}" for seed in seeds)]
+         for p in s["fractions"]])
     lines += ["", f"![predicted vs observed]({PREDICTED_PLOT})", "",
               f"![accuracy vs fraction]({ACCURACY_PLOT})", "",
               f"Wall time: {result.seconds:.1f} s.", ""]
