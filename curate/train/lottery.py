@@ -265,8 +265,9 @@ def _check(config, train_data, test_data, levels, fraction, rewind_step, seeds, 
     return seeds
 
 
-def _rewind_state(seed, config, train_data, rewind_step, pretrain) -> dict:
-    """``W_k`` for ``seed``: its initialisation, or k steps of training from it."""
+def rewind_state(seed, config, train_data, rewind_step, pretrain=None) -> dict:
+    """``W_k`` for ``seed``: its initialisation, or k steps of training from it (on the
+    ``pretrain`` positions when given), on the first k steps of the config's schedule."""
     if rewind_step == 0:
         return _init_state(config, train_data, seed)
     pre = replace(config, steps=rewind_step, epochs=None, checkpoint_steps=(), eval_every=None)
@@ -287,7 +288,7 @@ def _imp_seed(job) -> dict:
     """All levels, controls and barriers of one seed."""
     seed, config, level_config, train_data, test_data, settings, pretrain = job
     k = settings["rewind_step"]
-    rewind = _rewind_state(seed, config, train_data, k, pretrain)
+    rewind = rewind_state(seed, config, train_data, k, pretrain)
     layers = prunable_parameters(make_model(config.model, train_data.input_shape,
                                             train_data.num_classes, **config.model_params))
     total_weights = sum(rewind[name].numel() for name in layers)

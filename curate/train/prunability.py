@@ -50,7 +50,7 @@ from curate.errors import CurateError
 from curate.io import write_figure, write_text
 from curate.reporting import markdown_table
 from curate.train.data import TensorData
-from curate.train.lottery import _rewind_state
+from curate.train.lottery import rewind_state
 from curate.train.models import make_model
 from curate.train.pruning import apply_masks, magnitude_masks, prunable_parameters
 from curate.train.seeds import map_processes, summarize
@@ -257,7 +257,7 @@ def _measure_seed(job) -> dict:
     seed, config, train_data, test_data, batch, s = job
     k, total = s["rewind_step"], s["total_steps"]
     window = (k, total)   # runs from W_k continue the T-step learning-rate schedule
-    rewind = _rewind_state(seed, config, train_data, k, None)
+    rewind = rewind_state(seed, config, train_data, k)
     dense_config = replace(config, steps=total - k, epochs=None, eval_every=s["eval_every"],
                            checkpoint_steps=tuple(range(0, total - k + 1, s["eval_every"])))
     dense = train(dense_config, train_data, test_data, seed=seed, initial_state=rewind,
