@@ -20,7 +20,7 @@ def __getattr__(name):
 
         return getattr(api, name)
     if name == "CurateError":
-        from curate.errors import CurateError
+        from curate.core.errors import CurateError
 
         return CurateError
     raise AttributeError(f"module 'curate' has no attribute {name!r}")

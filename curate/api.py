@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.executor import LocalExecutor, score_source
 from curate.io import DEFAULT_MAX_DOC_BYTES, Source, TableWriter, atomic_path, like, to_arrow
 from curate.materialize import ApplyOptions, iter_apply

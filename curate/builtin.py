@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 
 DATA_DIR = Path(__file__).parent / "data"
 

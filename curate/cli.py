@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.io import DEFAULT_MAX_DOC_BYTES
 
 _data_options = [

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import pyarrow as pa
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.io import DEFAULT_BATCH_SIZE, Source
 from curate.scoring import Scorer
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 
 #: Documents larger than this (bytes of the JSONL line or of the text value) are an
 #: error unless the limit is raised; 0 disables the check.

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.io import DEFAULT_BATCH_SIZE, Source
 from curate.scoring import Scorer
 from curate.selection import validate

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import curate
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.io import Source, atomic_path
 from curate.recipe_schema import read_yaml, validate
 from curate.registry import make_scorer, scorer_class

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 
 
 class LineDict(dict):

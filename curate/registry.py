@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 
 SCORERS: dict[str, str] = {
     "gopher_quality": "scorers.text.gopher:GopherQuality",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.io import atomic_path
 
 META_KEY = b"curate"

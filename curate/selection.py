@@ -20,7 +20,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 
 COLUMNS = ("keep", "reason", "tag", "order")
 

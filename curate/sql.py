@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 
 
 def connect(tables: dict[str, pa.Table], joined: pa.Table | None = None):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from filters.base import Decision, Filter, as_numpy
 
 ORDERINGS = ("easy_to_hard", "hard_to_easy", "random")

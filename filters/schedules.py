@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import torch.utils.data
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from filters.curriculum import Pacing
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from filters.base import Decision, Filter, as_numpy, round_half_up
 from filters.labels import class_budgets
 

@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.scoring import FittedScorer
 
 POSITIVE_LABEL = "hq"

@@ -18,7 +18,7 @@ import copy
 import numpy as np
 import pyarrow as pa
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.scoring import Scorer
 
 _BASE_IDENTIFIER = None

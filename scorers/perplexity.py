@@ -51,7 +51,7 @@ from collections.abc import Iterable
 import numpy as np
 import pyarrow as pa
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.scoring import FittedScorer
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"

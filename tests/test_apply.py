@@ -5,7 +5,7 @@ import pytest
 
 import curate
 import filters as F
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 
 C4_DOC = ("This line is a proper sentence with enough words in it.\n"
           "Click here\n"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import filters as F
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.train import Callback, TensorData, TrainConfig, train
 from filters.curriculum import PACINGS
 

@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from curate.cli import cli
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.experiment import curriculum_sweep
 from curate.io import Source, write_table
 from curate.train import TensorData, TrainConfig, train

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.registry import make_scorer
 from scorers.dedup import ExactDup, MinHashDup
 from scorers.dedup.shingles import shingle_hashes, word_hashes

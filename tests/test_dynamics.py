@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from curate.cli import cli
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.io import Source
 from curate.registry import make_scorer, parse_spec
 from curate.train import TensorData, TrainConfig, make_model, train

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.experiment import method_spec, prune_sweep
 from curate.io import Source
 from curate.train import TrainConfig

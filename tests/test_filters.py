@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 
 import filters as F
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.selection import counts
 from curate.sql import evaluate_predicate, query
 

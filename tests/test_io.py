@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import curate
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.io import Source, TableWriter
 from tests.conftest import write_jsonl
 

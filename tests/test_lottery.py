@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.train import TensorData, TrainConfig, make_model, train
 from curate.train.connectivity import barrier, error_along_path, error_barrier, interpolate
 from curate.train.lottery import LotteryResult, imp

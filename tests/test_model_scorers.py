@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from scorers.fasttext_quality import FastTextQuality
 from scorers.langid import LangID, identifier
 from scorers.perplexity import Perplexity

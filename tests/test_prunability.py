@@ -3,7 +3,7 @@
 import pyarrow.csv as pcsv
 import pytest
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.train import TensorData, TrainConfig
 from curate.train.prunability import (
     ACCURACY_PLOT,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.io import Source
 from curate.recipe import run_recipe
 from curate.recipe_schema import read_yaml, validate

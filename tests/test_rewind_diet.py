@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.experiment.rewind_diet import first_matching, rewind_diet
 from curate.train import TensorData, TrainConfig
 

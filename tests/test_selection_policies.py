@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 
 import filters as F
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.recipe_schema import read_yaml, validate
 from curate.selection import counts
 from filters.ccs import allocate, strata

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.train import make_model
 from curate.train.pruning import magnitude_masks
 from curate.train.sharpness import (

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.io import Source
 from curate.train import (
     Callback,

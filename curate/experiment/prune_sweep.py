@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.experiment.cells import (
     Cell,
     ScoreCache,

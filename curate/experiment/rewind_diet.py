@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.io import write_figure, write_text
 from curate.reporting import band, baseline_band, interval_text, markdown_table
 

@@ -21,7 +21,7 @@ import copy
 import torch
 from torch import nn
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.train.data import TensorData
 from curate.train.models import make_model
 from curate.train.pruning import apply_masks

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 
 #: Columns never used as inputs: they describe labels, not examples.
 BOOKKEEPING_COLUMNS = ("label_original", "label_flipped")

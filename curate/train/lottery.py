@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.io import write_figure, write_text
 from curate.reporting import band, baseline_band, markdown_table
 from curate.train.connectivity import error_barrier

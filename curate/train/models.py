@@ -27,7 +27,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 
 
 class LogReg(nn.Module):

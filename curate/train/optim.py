@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 
 SCHEDULES = ("constant", "cosine", "step", "linear")
 OPTIMIZERS = ("sgd", "adam")

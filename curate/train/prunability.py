@@ -46,7 +46,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.io import write_figure, write_text
 from curate.reporting import markdown_table
 from curate.train.data import TensorData

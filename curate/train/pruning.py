@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from filters.base import round_half_up
 
 SCOPES = ("global", "layer")

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.train.pruning import magnitude_masks
 
 METHODS = ("lanczos", "power")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.train.data import TensorData
 from curate.train.models import make_model
 from curate.train.optim import OPTIMIZERS, check_schedule, lr_schedule, make_optimizer

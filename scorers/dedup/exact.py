@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import xxhash
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.scoring import Scorer
 from scorers.dedup.clusters import cluster_columns, replace_columns, representatives
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pyarrow as pa
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.scoring import Scorer
 from scorers.dedup import lsh
 from scorers.dedup.clusters import cluster_columns, replace_columns, representatives

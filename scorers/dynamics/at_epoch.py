@@ -19,7 +19,7 @@ import copy
 import pyarrow as pa
 import torch
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from scorers.dynamics import gradients, statistics
 from scorers.dynamics.base import DynamicsScorer, mean_and_std
 from scorers.dynamics.recording import ScoreAtEpochs

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from curate.scoring import Scorer
 
 

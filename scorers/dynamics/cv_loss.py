@@ -14,7 +14,7 @@ import pyarrow as pa
 import torch
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from scorers.dynamics import gradients
 from scorers.dynamics.base import DynamicsScorer, mean_and_std
 

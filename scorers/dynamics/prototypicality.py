@@ -18,7 +18,7 @@ import pyarrow as pa
 import torch
 from sklearn.cluster import KMeans
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from scorers.dynamics import gradients
 from scorers.dynamics.base import DynamicsScorer, mean_and_std
 

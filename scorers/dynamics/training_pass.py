@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from curate.errors import CurateError
+from curate.core.errors import CurateError
 from scorers.dynamics import statistics
 from scorers.dynamics.base import DynamicsScorer, mean_and_std
 from scorers.dynamics.recording import PresentationRecorder
