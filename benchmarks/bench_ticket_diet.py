@@ -26,10 +26,10 @@ from common import write_result  # noqa: E402
 
 from curate.experiment.rewind_diet import rewind_diet  # noqa: E402
 from curate.io import Source  # noqa: E402
-from curate.registry import make_scorer  # noqa: E402
+from curate.core.registry import make_scorer  # noqa: E402
 from curate.train import TensorData, TrainConfig  # noqa: E402
 from filters import KeepFraction, select  # noqa: E402
-from filters.base import kept_positions  # noqa: E402
+from curate.core.tables import kept_positions  # noqa: E402
 
 
 def main() -> None:

@@ -17,8 +17,8 @@ from curate.core.errors import CurateError
 from curate.executor import LocalExecutor, score_source
 from curate.io import DEFAULT_MAX_DOC_BYTES, Source, TableWriter, atomic_path, like, to_arrow
 from curate.materialize import ApplyOptions, iter_apply
-from curate.registry import make_scorer, parse_spec
-from curate.scores import join_scores
+from curate.core.registry import make_scorer
+from curate.core.tables import join_scores
 
 
 def _cache_dir() -> Path:
@@ -72,12 +72,6 @@ def save(data, path: str | Path) -> Path:
     return path
 
 
-def _scorer(spec):
-    if isinstance(spec, str):
-        return make_scorer(*parse_spec(spec))
-    return spec
-
-
 def score(data, scorers, *, text_column: str = "text", id_column: str = "id",
           workers: int = 1, batch_size: int | None = None, progress: bool = False,
           joined: bool = True):
@@ -93,10 +87,8 @@ def score(data, scorers, *, text_column: str = "text", id_column: str = "id",
     Returns:
         The score table(s), as the kind ``data`` was (Arrow for paths).
     """
-    scorers = [_scorer(s) for s in (scorers if isinstance(scorers, (list, tuple))
-                                    else [scorers])]
-    for s in scorers:
-        s.text_column = text_column
+    scorers = [make_scorer(s).with_text_column(text_column)
+               for s in (scorers if isinstance(scorers, (list, tuple)) else [scorers])]
     source = Source(data, id_column=id_column)
     tables = score_source(scorers, source, executor=LocalExecutor(workers),
                           batch_size=batch_size, progress=progress)
@@ -126,7 +118,8 @@ def apply(data, selection, *, rejected: bool = False, tag_as: str | None = None,
     selection, _ = to_arrow(selection)
     options = ApplyOptions(text_column=text_column, tag_as=tag_as, tag_format=tag_format,
                            everything=everything,
-                           transforms=[_scorer(t) for t in transform])
+                           transforms=[make_scorer(t).with_text_column(text_column)
+                                       for t in transform])
     source = Source(data, id_column=id_column)
     parts = [pair[1 if rejected else 0] for pair in iter_apply(source, selection, options)]
     if not parts:

@@ -66,14 +66,10 @@ def score(data, scorers, output, workers, batch_size, id_column, text_column, ma
     """
     from curate.executor import LocalExecutor, score_source
     from curate.io import Source
-    from curate.registry import make_scorer, parse_spec
+    from curate.core.registry import make_scorer
     from curate.scores import save_scores
 
-    built = []
-    for spec in scorers:
-        scorer = make_scorer(*parse_spec(spec))
-        scorer.text_column = text_column
-        built.append(scorer)
+    built = [make_scorer(spec).with_text_column(text_column) for spec in scorers]
     source = Source(data, id_column=id_column, max_doc_bytes=max_doc_bytes)
     tables = score_source(built, source, executor=LocalExecutor(workers),
                           batch_size=batch_size, progress=_progress())
@@ -111,8 +107,9 @@ def filter_cmd(scores, rules, wheres, fraction, by, lowest, random_fraction, see
     """
     import filters
     from curate.io import write_table
-    from curate.scores import join_scores, load_scores
-    from curate.selection import counts
+    from curate.core.tables import join_scores
+    from curate.scores import load_scores
+    from curate.core.tables import counts
 
     steps = [filters.Rules(list(rules))] if rules else []
     steps += [filters.Where(w) for w in wheres]
@@ -162,15 +159,13 @@ def apply(data, selection, output, rejected, everything, tag_as, tag_format, tra
 
     from curate.io import Source
     from curate.materialize import ApplyOptions, write_applied
-    from curate.registry import make_scorer
+    from curate.core.registry import make_scorer
 
     try:
         sel = pq.read_table(selection)
     except (OSError, ValueError) as exc:
         raise CurateError(f"{selection}: cannot read selection: {exc}") from None
-    cleaners = [make_scorer(t) for t in transforms]
-    for c in cleaners:
-        c.text_column = text_column
+    cleaners = [make_scorer(t).with_text_column(text_column) for t in transforms]
     options = ApplyOptions(text_column=text_column, tag_as=tag_as, tag_format=tag_format,
                            everything=everything, transforms=cleaners)
     source = Source(data, id_column=id_column, max_doc_bytes=max_doc_bytes)
@@ -217,7 +212,8 @@ def sql(scores, query, fmt, id_column):
     curate sql scores/ "SELECT gopher_quality_reason, count(*) FROM scores GROUP BY 1"
     curate sql scores/ "SELECT id FROM scores WHERE minhash_duplicate" --format csv
     """
-    from curate.scores import join_scores, load_scores
+    from curate.core.tables import join_scores
+    from curate.scores import load_scores
     from curate.sql import query as run_query
 
     tables = load_scores(scores)
@@ -263,16 +259,16 @@ def inspect(data, score_paths, scorers, output, workers, id_column, text_column,
     from curate.card import write_quality_card
     from curate.executor import LocalExecutor, score_source
     from curate.io import Source
-    from curate.registry import make_scorer, parse_spec
-    from curate.scores import join_scores, load_scores
+    from curate.core.registry import make_scorer
+    from curate.core.tables import join_scores
+    from curate.scores import load_scores
 
     source = Source(data, id_column=id_column, max_doc_bytes=max_doc_bytes)
     if score_paths:
         tables = load_scores(score_paths)
     else:
-        built = [make_scorer(*parse_spec(s)) for s in (scorers or DEFAULT_INSPECT)]
-        for s in built:
-            s.text_column = text_column
+        built = [make_scorer(s).with_text_column(text_column)
+                 for s in (scorers or DEFAULT_INSPECT)]
         tables = score_source(built, source, executor=LocalExecutor(workers),
                               progress=_progress())
     table = source.read_all([text_column])
@@ -382,7 +378,7 @@ def curriculum_cmd(data, test_data, score_spec, lower_is_harder, orderings, paci
         --lr 0.01 --batch-size 100 -o curriculum/
     """
     from curate.experiment import curriculum_sweep
-    from curate.registry import parse_spec
+    from curate.core.registry import parse_spec
     from curate.train import TrainConfig
 
     score, params = parse_spec(score_spec)
@@ -408,7 +404,7 @@ def _positions_of_selection(path: str, ids) -> list[int]:
     """Positions into ``ids`` of the examples a selection file (``curate filter``) keeps."""
     import pyarrow.parquet as pq
 
-    from filters.base import kept_positions
+    from curate.core.tables import kept_positions
 
     try:
         selection = pq.read_table(path, columns=["id", "keep"])

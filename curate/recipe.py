@@ -34,9 +34,9 @@ import curate
 from curate.core.errors import CurateError
 from curate.io import Source, atomic_path
 from curate.recipe_schema import read_yaml, validate
-from curate.registry import make_scorer, scorer_class
-from curate.scoring import FittedScorer
-from curate.selection import counts, new_selection
+from curate.core.registry import FILTERS, SCORERS, build, make_scorer
+from curate.core.scorer import FittedScorer
+from curate.core.tables import counts, new_selection
 
 PACKAGES = ("datasets", "pyarrow", "duckdb", "numpy", "fasttext-wheel", "langid",
             "xxhash", "scikit-learn", "torch", "click", "pyyaml")
@@ -160,7 +160,7 @@ class RecipeRun:
 
     # -- steps -------------------------------------------------------------------
     def _step_fit(self, body, fingerprint, previous):
-        cls = scorer_class(body["scorer"])
+        cls = SCORERS.get(body["scorer"])
         target = self.out / body["save"]
         self.produced.add(body["save"])
         data_fp = {k: self._data_fingerprint(v) for k, v in body["data"].items()}
@@ -192,7 +192,7 @@ class RecipeRun:
 
     def _step_score(self, body, fingerprint, previous):
         from curate.executor import LocalExecutor, score_source
-        from curate.registry import parse_value
+        from curate.core.registry import parse_value
         from curate.scores import load_scores, read_metadata, save_scores
 
         todo, reused, outputs = [], [], {}
@@ -201,7 +201,7 @@ class RecipeRun:
                 spec["name"], {k: parse_value(v) if isinstance(v, str) and k != "model" else v
                                for k, v in spec.items() if k != "name"})
             resolved = dict(params)
-            fitted = issubclass(scorer_class(name), FittedScorer)
+            fitted = issubclass(SCORERS.get(name), FittedScorer)
             if fitted and isinstance(params.get("model"), str):  # a model file, not a zoo name
                 resolved["model"] = self._input_path(params["model"])
             # The fingerprint and metadata hold the recipe's own parameters and the
@@ -214,8 +214,7 @@ class RecipeRun:
             if not self.force and path.exists() and read_metadata(path).get("fingerprint") == fp:
                 reused.append(name)
                 continue
-            scorer = make_scorer(name, resolved)
-            scorer.text_column = self.text_column
+            scorer = build(SCORERS, name, resolved).with_text_column(self.text_column)
             todo.append((scorer, {"fingerprint": fp, "scorer": name, "params": params,
                                   "model_sha": model_fp, "source_fingerprint": self.source_fp}))
         if todo:
@@ -231,7 +230,7 @@ class RecipeRun:
                 "outputs": list(outputs.values())}
 
     def _joined(self) -> pa.Table:
-        from curate.scores import join_scores
+        from curate.core.tables import join_scores
 
         if not self.scores:
             raise CurateError(f"{self.path}: a filter or tag step needs a score step before it")
@@ -244,7 +243,8 @@ class RecipeRun:
         joined = self._joined()
         balance = getattr(step, "balance", None)
         if balance and balance not in joined.column_names:  # a class-balanced budget
-            joined = join_labels(joined, self._source(), balance, self.source_args["id_column"])
+            labels = self._source(required_columns=(balance,)).read_all([balance])
+            joined = join_labels(joined, labels, balance, self.source_args["id_column"])
         if self.selection is None:
             self.selection = new_selection(joined.column(self.source_args["id_column"]),
                                            self.source_args["id_column"])
@@ -256,10 +256,8 @@ class RecipeRun:
             "dropped_by_reason"], "counts": counts(self.selection)}
 
     def _step_filter(self, body, fingerprint, previous):
-        import filters
-
         (name, value), = ((k, v) for k, v in body.items() if k != "reason")
-        cls = filters.FILTERS[name]
+        cls = FILTERS.get(name)
         kwargs = dict(value) if isinstance(value, dict) else {
             next(iter(_init_params(cls))): value}
         if "reason" in body:
@@ -293,9 +291,8 @@ class RecipeRun:
         if self._reusable(previous, fingerprint, outputs):
             return {"fingerprint": fingerprint, "reused": True, "counts": previous.get("counts"),
                     "outputs": {k: str(v) for k, v in targets.items()}}
-        transforms = [make_scorer(n) for n in body.get("transform", [])]
-        for t in transforms:
-            t.text_column = self.text_column
+        transforms = [make_scorer(n).with_text_column(self.text_column)
+                      for n in body.get("transform", [])]
 
         def options(everything: bool) -> ApplyOptions:
             return ApplyOptions(text_column=self.text_column, tag_as=body.get("tag_as"),

@@ -131,8 +131,7 @@ def check_mapping(path: Path, mapping, schema: dict, what: str) -> None:
 
 def validate(path: Path, recipe: LineDict) -> None:
     """Check the whole recipe; raise a :class:`CurateError` naming the first problem."""
-    import filters
-    from curate.registry import SCORERS
+    from curate.core.registry import FILTERS, SCORERS
 
     check_mapping(path, recipe, TOP, "recipe")
     if isinstance(recipe["source"], dict):
@@ -149,7 +148,7 @@ def validate(path: Path, recipe: LineDict) -> None:
                               f"expected one of: {', '.join(STEPS)}")
         what = f"step {number} ({kind})"
         if kind == "filter":
-            _check_filter(path, body, what, filters.FILTERS)
+            _check_filter(path, body, what, FILTERS)
             continue
         if kind == "experiment":
             _check_experiment(path, body, what)
@@ -160,7 +159,7 @@ def validate(path: Path, recipe: LineDict) -> None:
                 name = spec.get("name") if isinstance(spec, dict) else spec
                 if name not in SCORERS:
                     raise CurateError(f"{_where(path, body, 'scorers')}: {what}: unknown scorer "
-                                      f"{name!r}; known: {', '.join(sorted(SCORERS))}")
+                                      f"{name!r}; known: {', '.join(SCORERS.names())}")
         if kind == "fit" and body["scorer"] not in SCORERS:
             raise CurateError(f"{_where(path, body, 'scorer')}: {what}: unknown scorer "
                               f"{body['scorer']!r}")
@@ -176,7 +175,7 @@ def _check_experiment(path: Path, body, what: str) -> None:
     what = f"{what} ({body['kind']})"
     check_mapping(path, body, EXPERIMENTS[body["kind"]], what)
     from curate.experiment import method_spec
-    from curate.registry import SCORERS
+    from curate.core.registry import SCORERS
 
     try:
         scores = [method_spec(m).get("score") for m in body.get("methods", [])]
@@ -191,10 +190,10 @@ def _check_experiment(path: Path, body, what: str) -> None:
         if name is not None and name not in SCORERS:
             key = "score" if "score" in body else "methods"
             raise CurateError(f"{_where(path, body, key)}: {what}: unknown scorer {name!r}; "
-                              f"known: {', '.join(sorted(SCORERS))}")
+                              f"known: {', '.join(SCORERS.names())}")
 
 
-def _check_filter(path: Path, body, what: str, registry: dict) -> None:
+def _check_filter(path: Path, body, what: str, registry) -> None:
     if not isinstance(body, dict):
         raise CurateError(f"{path}: {what} must be a mapping such as {{where: '...'}}")
     names = [k for k in body if k != "reason"]
@@ -202,7 +201,7 @@ def _check_filter(path: Path, body, what: str, registry: dict) -> None:
     if unknown:
         raise CurateError(f"{_where(path, body, unknown[0])}: unknown key {unknown[0]!r} in "
                           f"{what}; expected one of: "
-                          f"{', '.join(k for k in registry if k != 'tag')}, reason")
+                          f"{', '.join(k for k in registry.names() if k != 'tag')}, reason")
     if len(names) != 1:
         raise CurateError(f"{_where(path, body)}: {what} needs exactly one filter, got "
                           f"{names or 'none'}")

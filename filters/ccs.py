@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from curate.core.errors import CurateError
-from filters.base import Decision, Filter, as_numpy
+from curate.core import validate as check
+from curate.core.filter import Decision, Filter, as_numpy
+from curate.core.registry import register_filter
 from filters.labels import class_budgets
 
 
+@register_filter
 class CCS(Filter):
     """Stratified sampling over a difficulty score that keeps the score range covered.
 
@@ -38,24 +40,26 @@ class CCS(Filter):
     """
 
     name = "ccs"
+    score_params = ("by",)
+    direction_param = "higher_is_harder"
 
     def __init__(self, by: str, fraction: float, beta: float = 0.0, bins: int = 50,
                  higher_is_harder: bool = True, seed: int = 0, balance: str | None = None,
                  reason: str | None = None):
-        for label, value in (("fraction", fraction), ("beta", beta)):
-            if not 0 <= value <= 1:
-                raise CurateError(f"ccs: {label} must be in [0, 1], got {value}")
-        if not isinstance(bins, int) or bins < 1:
-            raise CurateError(f"ccs: bins must be a positive integer, got {bins!r}")
-        self.by, self.fraction, self.beta, self.bins = by, fraction, beta, bins
-        self.higher_is_harder, self.seed, self.balance, self.reason = \
-            higher_is_harder, seed, balance, reason
+        self.by = check.string("ccs", "by", by)
+        self.fraction = check.fraction("ccs", "fraction", fraction)
+        self.beta = check.fraction("ccs", "beta", beta)
+        self.bins = check.positive_int("ccs", "bins", bins)
+        self.higher_is_harder = check.boolean("ccs", "higher_is_harder", higher_is_harder)
+        self.seed = check.non_negative_int("ccs", "seed", seed)
+        self.balance = check.string("ccs", "balance", balance, optional=True)
+        self.reason = check.string("ccs", "reason", reason, optional=True)
 
     def decide(self, scores: pa.Table) -> Decision:
-        values = as_numpy(self.column(scores, self.by))
+        values = as_numpy(self.score_column(scores, self.by))
         n = len(values)
         hardness = values if self.higher_is_harder else -values
-        labels = None if self.balance is None else self.column(scores, self.balance)
+        labels = None if self.balance is None else self.score_column(scores, self.balance)
         rng = np.random.default_rng(self.seed)
         keep = np.zeros(n, dtype=bool)
         hardest = []

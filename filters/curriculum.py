@@ -1,20 +1,22 @@
 """Curricula: orderings by a score and pacing functions.
 
 A curriculum step in a recipe (:class:`Curriculum`) writes the ``order`` column of
-a selection; :func:`ordered_positions` turns that order back into training
-positions, and :class:`filters.schedules.CurriculumSchedule` paces it into batches.
+a selection; :func:`curate.core.tables.ordered_positions` turns that order back into
+training positions, and :class:`filters.schedules.CurriculumSchedule` paces it into
+batches.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
 
+from curate.core import validate as check
 from curate.core.errors import CurateError
-from filters.base import Decision, Filter, as_numpy
+from curate.core.filter import Decision, Filter, as_numpy
+from curate.core.registry import register_filter
 
 ORDERINGS = ("easy_to_hard", "hard_to_easy", "random")
 
@@ -38,6 +40,7 @@ def difficulty_order(values, ordering: str = "easy_to_hard", higher_is_harder: b
     return np.lexsort((np.arange(n), np.nan_to_num(key), np.isnan(key)))
 
 
+@register_filter
 class Curriculum(Filter):
     """Write a training order (the selection's ``order`` column) by a score; drop nothing.
 
@@ -47,37 +50,23 @@ class Curriculum(Filter):
     """
 
     name = "curriculum"
+    score_params = ("by",)
+    direction_param = "higher_is_harder"
 
     def __init__(self, by: str, ordering: str = "easy_to_hard", higher_is_harder: bool = True,
-                 seed: int = 0, reason: str | None = None):
-        if ordering not in ORDERINGS:
-            raise CurateError(f"curriculum: ordering must be one of {', '.join(ORDERINGS)}, "
-                              f"got {ordering!r}")
-        self.by, self.ordering, self.higher_is_harder, self.seed = by, ordering, \
-            higher_is_harder, seed
+                 seed: int = 0):
+        self.by = check.string("curriculum", "by", by)
+        self.ordering = check.choice("curriculum", "ordering", ordering, ORDERINGS)
+        self.higher_is_harder = check.boolean("curriculum", "higher_is_harder",
+                                              higher_is_harder)
+        self.seed = check.non_negative_int("curriculum", "seed", seed)
 
     def decide(self, scores: pa.Table) -> Decision:
-        values = as_numpy(self.column(scores, self.by))
+        values = as_numpy(self.score_column(scores, self.by))
         order = difficulty_order(values, self.ordering, self.higher_is_harder, self.seed)
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.arange(len(order))
         return Decision(order=pa.array(rank, pa.int64()))
-
-
-def ordered_positions(selection: pa.Table, ids: Sequence, id_column: str = "id") -> np.ndarray:
-    """Positions into ``ids`` (e.g. ``TensorData.ids``) of the kept, ordered examples.
-
-    Sorted by the selection's ``order`` column; kept rows without an order are an error.
-    """
-    kept = selection.filter(selection.column("keep"))
-    if kept.column("order").null_count:
-        raise CurateError("selection has kept rows without an order: run a curriculum step")
-    where = {v: i for i, v in enumerate(ids)}
-    missing = [v for v in kept.column(id_column).to_pylist() if v not in where]
-    if missing:
-        raise CurateError(f"selection id {missing[0]!r} is not in the training data")
-    positions = np.array([where[v] for v in kept.column(id_column).to_pylist()], dtype=np.int64)
-    return positions[np.argsort(kept.column("order").to_numpy(), kind="stable")]
 
 
 # -- pacing -----------------------------------------------------------------------------

@@ -6,11 +6,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.core import validate as check
 from curate.core.errors import CurateError
-from filters.base import Decision, Filter, as_numpy, round_half_up
+from curate.core.filter import Decision, Filter, as_numpy, round_half_up
+from curate.core.registry import register_filter
 from filters.labels import class_budgets
 
 
+@register_filter
 class Rules(Filter):
     """Drop examples a rule set rejected, with the rule's own reason.
 
@@ -26,7 +29,7 @@ class Rules(Filter):
     name = "rules"
 
     def __init__(self, scorers: list[str] | str):
-        self.scorers = [scorers] if isinstance(scorers, str) else list(scorers)
+        self.scorers = check.string_list("rules", "scorers", scorers)
         if not self.scorers:
             raise CurateError("rules: give at least one scorer name")
 
@@ -34,7 +37,7 @@ class Rules(Filter):
         keep = np.ones(scores.num_rows, dtype=bool)
         reason = np.full(scores.num_rows, None, dtype=object)
         for scorer in self.scorers:
-            verdict = self.column(scores, f"{scorer}_keep")
+            verdict = self.score_column(scores, f"{scorer}_keep")
             verdict = pc.fill_null(verdict, False).to_numpy(zero_copy_only=False)
             why = (scores.column(f"{scorer}_reason").to_pylist()
                    if f"{scorer}_reason" in scores.column_names else [None] * scores.num_rows)
@@ -45,6 +48,7 @@ class Rules(Filter):
         return Decision(keep=keep, reason=reason)
 
 
+@register_filter
 class Where(Filter):
     """Keep examples for which a SQL predicate over the score columns is true.
 
@@ -55,16 +59,18 @@ class Where(Filter):
     name = "where"
 
     def __init__(self, predicate: str, reason: str | None = None):
-        self.predicate = predicate
-        self.reason = reason or f"where: {predicate}"
+        self.predicate = check.string("where", "predicate", predicate)
+        self.reason = check.string("where", "reason", reason, optional=True)
 
     def decide(self, scores: pa.Table) -> Decision:
         from curate.sql import evaluate_predicate
 
         keep = evaluate_predicate(scores, self.predicate).to_numpy(zero_copy_only=False)
-        return Decision(keep=keep, reason=[self.reason] * scores.num_rows)
+        reason = self.reason or f"where: {self.predicate}"
+        return Decision(keep=keep, reason=[reason] * scores.num_rows)
 
 
+@register_filter
 class Threshold(Filter):
     """Keep examples whose score lies in ``[min, max]`` (inclusive; either may be None).
 
@@ -72,28 +78,33 @@ class Threshold(Filter):
     """
 
     name = "threshold"
+    score_params = ("column",)
 
     def __init__(self, column: str, min: float | None = None, max: float | None = None,
                  reason: str | None = None):
-        if min is None and max is None:
+        self.column = check.string("threshold", "column", column)
+        self.min = check.number("threshold", "min", min, optional=True)
+        self.max = check.number("threshold", "max", max, optional=True)
+        self.reason = check.string("threshold", "reason", reason, optional=True)
+        if self.min is None and self.max is None:
             raise CurateError(f"threshold on {column!r}: give min, max or both")
-        self.column_name, self.min, self.max, self.reason = column, min, max, reason
 
     def decide(self, scores: pa.Table) -> Decision:
-        values = as_numpy(self.column(scores, self.column_name))
+        values = as_numpy(self.score_column(scores, self.column))
         keep = ~np.isnan(values)
-        reason = np.full(len(values), f"{self.column_name} missing", dtype=object)
+        reason = np.full(len(values), f"{self.column} missing", dtype=object)
         if self.min is not None:
             low = keep & (values < self.min)
-            reason[low] = self.reason or f"{self.column_name} < {self.min}"
+            reason[low] = self.reason or f"{self.column} < {self.min}"
             keep &= ~low
         if self.max is not None:
             high = keep & (values > self.max)
-            reason[high] = self.reason or f"{self.column_name} > {self.max}"
+            reason[high] = self.reason or f"{self.column} > {self.max}"
             keep &= ~high
         return Decision(keep=keep, reason=reason)
 
 
+@register_filter
 class KeepFraction(Filter):
     """Keep a fraction of examples by a score: the easiest, the hardest or the middle.
 
@@ -127,23 +138,27 @@ class KeepFraction(Filter):
     """
 
     name = "keep_fraction"
+    score_params = ("by",)
+    direction_param = "higher_is_harder"
     POLICIES = ("easy", "hard", "middle", "top", "bottom")
 
     def __init__(self, by: str, fraction: float, keep: str = "top", offset: float = 0.0,
                  higher_is_harder: bool = True, balance: str | None = None,
                  reason: str | None = None):
-        if not 0 <= fraction <= 1:
-            raise CurateError(f"keep_fraction: fraction must be in [0, 1], got {fraction}")
-        if keep not in self.POLICIES:
-            raise CurateError(f"keep_fraction: keep must be one of {', '.join(self.POLICIES)}; "
-                              f"got {keep!r}")
-        if not 0 <= offset <= 1 - fraction + 1e-12:
+        by = check.string("keep_fraction", "by", by)
+        fraction = check.fraction("keep_fraction", "fraction", fraction)
+        keep = check.choice("keep_fraction", "keep", keep, self.POLICIES)
+        offset = check.fraction("keep_fraction", "offset", offset)
+        higher_is_harder = check.boolean("keep_fraction", "higher_is_harder", higher_is_harder)
+        balance = check.string("keep_fraction", "balance", balance, optional=True)
+        reason = check.string("keep_fraction", "reason", reason, optional=True)
+        if not offset <= 1 - fraction + 1e-12:
             raise CurateError(f"keep_fraction: offset must be in [0, 1 - fraction], got {offset}")
         self.by, self.fraction, self.keep, self.offset = by, fraction, keep, offset
         self.higher_is_harder, self.balance, self.reason = higher_is_harder, balance, reason
 
     def decide(self, scores: pa.Table) -> Decision:
-        values = as_numpy(self.column(scores, self.by))
+        values = as_numpy(self.score_column(scores, self.by))
         n = len(values)
         # "top"/"bottom" are raw-value aliases: rank by value, highest = "hard".
         hardness = values if (self.higher_is_harder or self.keep in ("top", "bottom")) \
@@ -151,7 +166,7 @@ class KeepFraction(Filter):
         policy = {"top": "hard", "bottom": "easy"}.get(self.keep, self.keep)
         keep = np.zeros(n, dtype=bool)
         skipped = np.zeros(n, dtype=bool)
-        labels = None if self.balance is None else self.column(scores, self.balance)
+        labels = None if self.balance is None else self.score_column(scores, self.balance)
         for rows, (k, o) in class_budgets(labels, n, (self.fraction, self.offset)):
             chosen, hardest = _pick(hardness[rows], k, o, policy)
             keep[rows[chosen]] = True
@@ -187,20 +202,21 @@ def _pick(hardness: np.ndarray, k: int, o: int, policy: str) -> tuple[np.ndarray
     return ranked[:k], hardest
 
 
+@register_filter
 class RandomSubset(Filter):
     """Keep ``round(fraction * n)`` examples chosen uniformly at random with ``seed``."""
 
     name = "random"
 
     def __init__(self, fraction: float, seed: int = 0, reason: str | None = None):
-        if not 0 <= fraction <= 1:
-            raise CurateError(f"random: fraction must be in [0, 1], got {fraction}")
-        self.fraction, self.seed = fraction, seed
-        self.reason = reason or f"not in random {fraction:g} (seed {seed})"
+        self.fraction = check.fraction("random", "fraction", fraction)
+        self.seed = check.non_negative_int("random", "seed", seed)
+        self.reason = check.string("random", "reason", reason, optional=True)
 
     def decide(self, scores: pa.Table) -> Decision:
         n = scores.num_rows
         chosen = np.random.default_rng(self.seed).permutation(n)[:round_half_up(self.fraction * n)]
         keep = np.zeros(n, dtype=bool)
         keep[chosen] = True
-        return Decision(keep=keep, reason=[self.reason] * n)
+        reason = self.reason or f"not in random {self.fraction:g} (seed {self.seed})"
+        return Decision(keep=keep, reason=[reason] * n)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from curate.core import validate as check
 from curate.core.errors import CurateError
-from filters.base import Decision, Filter
+from curate.core.filter import Decision, Filter
+from curate.core.registry import register_filter
 
 
+@register_filter
 class Tag(Filter):
     """Give each example the tag of the first rule whose SQL predicate holds.
 
@@ -27,7 +30,7 @@ class Tag(Filter):
         self.rules = [_rule(r) for r in rules]
         if not self.rules:
             raise CurateError("tag: give at least one rule")
-        self.default = default
+        self.default = check.string("tag", "default", default, optional=True)
 
     def decide(self, scores: pa.Table) -> Decision:
         from curate.sql import evaluate_predicate

@@ -74,7 +74,7 @@ def test_unknown_scorer_and_bad_parameter(tmp_path, docs_file):
     assert_one_line_error(curate("score", docs_file, "-s", "nope", "-o", tmp_path / "o"),
                           "unknown scorer 'nope'")
     assert_one_line_error(curate("score", docs_file, "-s", "exact_dup:bogus=1", "-o",
-                                 tmp_path / "o"), "bad parameters for scorer 'exact_dup'")
+                                 tmp_path / "o"), "scorer 'exact_dup' has no parameter 'bogus'")
 
 
 def test_apply_with_foreign_selection(tmp_path, docs_file, docs):

@@ -7,6 +7,7 @@ import torch
 
 import filters as F
 from curate.core.errors import CurateError
+from curate.core.tables import ordered_positions
 from curate.train import Callback, TensorData, TrainConfig, train
 from filters.curriculum import PACINGS
 
@@ -112,9 +113,9 @@ def test_curriculum_step_writes_the_order_of_kept_rows():
     anti = F.Curriculum("s", ordering="hard_to_easy").select(scores)
     assert anti.column("order").to_pylist() == [2, 5, 0, 3, 1, 4]
     ids = ["e5", "e4", "e3", "e2", "e1", "e0"]  # training data in another order
-    assert F.ordered_positions(sel, ids).tolist() == [4, 0, 2]
+    assert ordered_positions(sel, ids).tolist() == [4, 0, 2]
     with pytest.raises(CurateError, match="without an order"):
-        F.ordered_positions(F.KeepFraction("s", 0.5).select(scores), ids)
+        ordered_positions(F.KeepFraction("s", 0.5).select(scores), ids)
 
 
 def test_trainer_consumes_a_schedule_step_by_step():

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from curate.core.errors import CurateError
-from curate.registry import make_scorer
+from curate.core.registry import make_scorer
 from scorers.dedup import ExactDup, MinHashDup
 from scorers.dedup.shingles import shingle_hashes, word_hashes
 
@@ -127,7 +127,8 @@ def test_minhash_clusters_near_duplicates_and_not_unrelated(corpus):
     jac = column(out, "minhash_jaccard")
     # One changed word of 120 touches 5 of 116 shingles: true Jaccard 111/121 = 0.917.
     assert all(0.8 <= jac[copy] < 1.0 for _, copy in pairs)
-    assert jac[0] == 1.0
+    # kept documents (representatives and documents in no cluster) have no Jaccard
+    assert all(jac[i] is None for i in range(len(texts)) if not duplicate[i])
     assert out.column_names == ["id", "minhash_keep", "minhash_reason", "minhash_cluster",
                                 "minhash_cluster_size", "minhash_duplicate", "minhash_jaccard"]
 

@@ -6,7 +6,7 @@ import pytest
 
 import filters as F
 from curate.core.errors import CurateError
-from curate.selection import counts
+from curate.core.tables import counts
 from curate.sql import evaluate_predicate, query
 
 

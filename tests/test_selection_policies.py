@@ -7,7 +7,7 @@ import pytest
 import filters as F
 from curate.core.errors import CurateError
 from curate.recipe_schema import read_yaml, validate
-from curate.selection import counts
+from curate.core.tables import counts
 from filters.ccs import allocate, strata
 from filters.labels import apportion
 
@@ -113,7 +113,7 @@ def test_join_labels_matches_by_id_whatever_the_order(scores):
     joined = F.join_labels(scores, data)
     assert joined.column_names == ["id", "s", "label"]
     assert joined.column("label").to_pylist() == list(reversed(range(10)))
-    with pytest.raises(CurateError, match="'e9' of the score table is not in the dataset"):
+    with pytest.raises(CurateError, match="score table: id 'e9' is not in the data"):
         F.join_labels(scores, data.slice(1))
     with pytest.raises(CurateError, match="already has"):
         F.join_labels(joined, data)

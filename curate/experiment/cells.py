@@ -178,8 +178,9 @@ class ScoreCache:
     def get(self, score: str, params: dict, table: pa.Table) -> pa.Table:
         import pyarrow.parquet as pq
 
-        from curate.io import write_table
-        from curate.registry import make_scorer
+        from curate.core.registry import make_scorer
+        from curate.executor import score_source
+        from curate.io import Source, write_table
 
         key = self.key(score, params)
         if key in self._tables:
@@ -190,7 +191,8 @@ class ScoreCache:
             scores = pq.read_table(path)
         else:
             self.folder.mkdir(parents=True, exist_ok=True)
-            scores = make_scorer(score, params).score(table)
+            scorer = make_scorer(score, params)
+            scores = score_source([scorer], Source(table))[scorer.name]
             write_table(scores, path)
             self.computed += 1
         self._tables[key] = scores

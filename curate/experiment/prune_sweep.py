@@ -227,7 +227,7 @@ def subset_positions(spec: dict, fraction: float, seed: int, scores, table: pa.T
                      ids) -> np.ndarray:
     """Training positions (sorted) the method keeps at ``fraction`` for ``seed``."""
     from filters import CCS, KeepFraction, RandomSubset, join_labels, select
-    from filters.base import kept_positions
+    from curate.core.tables import kept_positions
 
     options = {k: spec[k] for k in POLICY_KEYS[spec["policy"]] if k in spec}
     if spec["policy"] == "random":

@@ -16,11 +16,11 @@ prunable fraction) and :mod:`curate.train.prunability` (predicted against observ
 from curate.train.callbacks import Callback
 from curate.train.data import TensorData
 from curate.train.lottery import LotteryResult, imp
-from curate.train.models import MODELS, make_model
+from curate.train.models import make_model
 from curate.train.pruning import apply_masks, magnitude_masks, random_masks, sparsity
 from curate.train.seeds import SeedsResult, summarize, train_seeds
 from curate.train.trainer import RunResult, TrainConfig, evaluate, train
 
-__all__ = ["Callback", "LotteryResult", "MODELS", "RunResult", "SeedsResult", "TensorData",
+__all__ = ["Callback", "LotteryResult", "RunResult", "SeedsResult", "TensorData",
            "TrainConfig", "apply_masks", "evaluate", "imp", "magnitude_masks", "make_model",
            "random_masks", "sparsity", "summarize", "train", "train_seeds"]

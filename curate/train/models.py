@@ -22,14 +22,15 @@ resnet     small ResNet (BasicBlocks with BatchNorm, 3 stages, global pool)  wid
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from curate.core.errors import CurateError
+from curate.core.registry import MODELS, register_model
 
 
+@register_model(name="logreg")
 class LogReg(nn.Module):
     """Linear map from the flattened input to the logits."""
 
@@ -41,6 +42,7 @@ class LogReg(nn.Module):
         return self.linear(x.flatten(1))
 
 
+@register_model(name="mlp")
 class MLP(nn.Module):
     """``depth`` ReLU layers of width ``hidden``; every layer after the first is residual.
 
@@ -63,6 +65,7 @@ class MLP(nn.Module):
         return self.out(h)
 
 
+@register_model(name="cnn1d")
 class CNN1d(nn.Module):
     """The MNIST-1D paper's ``ConvBase``: input ``[B, L]`` or ``[B, 1, L]``.
 
@@ -99,6 +102,7 @@ def _image_shape(name: str, input_shape: tuple) -> tuple[int, int, int]:
     return tuple(input_shape)
 
 
+@register_model(name="cnn")
 class SmallCNN(nn.Module):
     """Two conv3x3-ReLU-maxpool2 stages, then a hidden linear layer: for 28x28 images."""
 
@@ -136,6 +140,7 @@ class BasicBlock(nn.Module):
         return (self.bn2(self.conv2(h)) + self.shortcut(x)).relu()
 
 
+@register_model(name="resnet")
 class ResNet(nn.Module):
     """A small CIFAR-style ResNet: stem, 3 stages of ``blocks`` BasicBlocks, global pool.
 
@@ -160,26 +165,16 @@ class ResNet(nn.Module):
         return self.head(self.stages(self.stem(x)).mean(dim=(2, 3)))
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "logreg": LogReg,
-    "mlp": MLP,
-    "cnn1d": CNN1d,
-    "cnn": SmallCNN,
-    "resnet": ResNet,
-}
-
-
 def make_model(name, input_shape: tuple, num_classes: int, **params) -> nn.Module:
     """Build a zoo model by name, or call ``name`` if it is a factory.
 
     Args:
-        name: a key of :data:`MODELS` or ``factory(input_shape, num_classes, **params)``.
+        name: a registered model name (``curate.core.registry.MODELS``) or
+            ``factory(input_shape, num_classes, **params)``.
         input_shape: one example's input shape, e.g. ``(40,)`` or ``(1, 28, 28)``.
         num_classes: number of output logits.
     """
     factory = name if callable(name) else MODELS.get(name)
-    if factory is None:
-        raise CurateError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
     try:
         return factory(tuple(input_shape), num_classes, **params)
     except TypeError as exc:

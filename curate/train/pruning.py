@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from curate.core.errors import CurateError
-from filters.base import round_half_up
+from curate.core.filter import round_half_up
 
 SCOPES = ("global", "layer")
 

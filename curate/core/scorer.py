@@ -1,4 +1,4 @@
-"""The scorer contracts.
+"""The scorer contract.
 
 A scorer turns examples into a score table: one row per example, columns
 prefixed by the scorer's name (``gopher_quality_keep``, ``fasttext_quality_hq``).
@@ -17,11 +17,32 @@ prefixed by the scorer's name (``gopher_quality_keep``, ``fasttext_quality_hq``)
   (it may use its own processes, e.g. one per seed).
 * A scorer that can rewrite text (C4's line removal) overrides ``transform``;
   ``apply`` calls it when the user asks for the rewritten text.
+
+Capabilities are class attributes that the engine, the card and the experiments read
+instead of guessing from names or module paths:
+
+* ``kind``: one of :data:`KINDS` (``"rule"`` for heuristic text rules, ``"model"``
+  for classifiers and language models, ``"dedup"``, ``"dynamics"`` for training
+  dynamics).
+* ``input_columns``: the columns read (``"text"`` stands for ``text_column``).
+* ``directions``: for each score column with a direction, :data:`HARDER` when a
+  higher value means harder or worse, :data:`EASIER` when it means easier or better.
+  Columns not listed (reasons, raw counts) have no direction.
+* ``primary``: the column a selection ranks by when none is named.
 """
 
 from __future__ import annotations
 
+import copy
+
 import pyarrow as pa
+
+from curate.core.errors import CurateError
+
+#: Scorer kinds.
+KINDS = ("rule", "model", "dedup", "dynamics")
+#: Directions of a score column: a higher value is harder/worse, or easier/better.
+HARDER, EASIER = "harder", "easier"
 
 
 class Scorer:
@@ -34,13 +55,35 @@ class Scorer:
     """
 
     name: str = ""
+    #: One of :data:`KINDS`.
+    kind: str = "rule"
     #: Input columns this scorer reads. ``text_column`` is substituted for "text".
     input_columns: tuple[str, ...] = ("text",)
     text_column: str = "text"
+    #: Score column -> :data:`HARDER` or :data:`EASIER` (columns with a direction only).
+    directions: dict[str, str] = {}
+    #: The column to rank by when a selection names none (None: the scorer has none).
+    primary: str | None = None
     #: Preferred rows per batch for the executor.
     batch_size: int = 1000
     #: True for scorers that implement ``score_dataset`` over all rows at once.
     needs_whole_dataset: bool = False
+
+    def direction(self, column: str | None = None) -> str:
+        """:data:`HARDER` or :data:`EASIER` for ``column`` (default: :attr:`primary`)."""
+        column = column or self.primary
+        if column not in self.directions:
+            raise CurateError(f"scorer {self.name!r}: column {column!r} has no direction; "
+                              f"columns with one: {', '.join(self.directions) or 'none'}")
+        return self.directions[column]
+
+    def with_text_column(self, text_column: str) -> Scorer:
+        """A copy reading ``text_column`` (the original is left as it was)."""
+        if text_column == self.text_column:
+            return self
+        clone = copy.copy(self)
+        clone.text_column = text_column
+        return clone
 
     def columns_needed(self) -> list[str]:
         return [self.text_column if c == "text" else c for c in self.input_columns]
@@ -53,9 +96,7 @@ class Scorer:
         for key in inspect.signature(type(self).__init__).parameters:
             if key in ("self", "args", "kwargs"):
                 continue
-            value = getattr(self, key, None)
-            out[key] = value if isinstance(value, (str, int, float, bool, type(None), list,
-                                                   tuple, dict)) else repr(value)
+            out[key] = _plain(getattr(self, key, None))
         return out
 
     def texts(self, batch: pa.Table) -> list[str]:
@@ -111,3 +152,14 @@ def rule_columns(name: str, keep: list[bool], reason: list[str | None],
     for key, values in signals.items():
         cols[f"{name}_{key}"] = values if isinstance(values, pa.Array) else pa.array(values)
     return pa.table(cols)
+
+
+def _plain(value):
+    """A parameter value as plain JSON-able data (tuples become lists; others ``repr``)."""
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return repr(value)

@@ -3,7 +3,13 @@
 A filter step looks at the joined score table of the examples still kept and
 returns a :class:`Decision` for exactly those rows. :func:`select` runs steps in
 order (each sees only what the previous steps kept) and folds their decisions into
-a selection (see :mod:`curate.selection`).
+a selection (see :mod:`curate.core.tables`).
+
+Capabilities are class attributes: ``name`` (the registered name), ``score_params``
+(the constructor parameters that name a score column, so that an experiment can point
+them at any scorer's column) and ``direction_param`` (the parameter, if any, that
+says whether a higher score is harder; an experiment sets it from the scorer's
+declared direction). A filter whose output depends on a seed takes ``seed``.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.core.errors import CurateError
-from curate.selection import new_selection
+from curate.core.tables import new_selection
 
 
 @dataclass
@@ -34,9 +40,25 @@ class Decision:
 
 
 class Filter:
-    """Base class: parameters in ``__init__``, the work in :meth:`decide`."""
+    """Base class: parameters in ``__init__`` (each stored as an attribute of the same
+    name, so that ``type(f)(**f.params())`` rebuilds it), the work in :meth:`decide`."""
 
     name = ""
+    #: Constructor parameters that name a score column (e.g. ``("by",)``).
+    score_params: tuple[str, ...] = ()
+    #: Constructor parameter that says a higher score is harder (None: no direction).
+    direction_param: str | None = None
+
+    def params(self) -> dict:
+        """The constructor parameters and their values."""
+        import inspect
+
+        return {key: getattr(self, key) for key in inspect.signature(type(self).__init__)
+                .parameters if key not in ("self", "args", "kwargs")}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
 
     def decide(self, scores: pa.Table) -> Decision:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -45,7 +67,7 @@ class Filter:
         """This filter alone as a selection over every row of ``scores``."""
         return select(scores, [self], id_column=id_column)
 
-    def column(self, scores: pa.Table, name: str) -> pa.ChunkedArray:
+    def score_column(self, scores: pa.Table, name: str) -> pa.ChunkedArray:
         if name not in scores.column_names:
             raise CurateError(f"{self.name}: no score column {name!r}; columns are: "
                               f"{', '.join(c for c in scores.column_names)}")
@@ -96,16 +118,3 @@ def round_half_up(x: float) -> int:
     """Round half up, so that a budget of 0.5 examples keeps one (Python's round() rounds
     half to even)."""
     return int(math.floor(x + 0.5))
-
-
-def kept_positions(selection: pa.Table, ids, id_column: str = "id") -> np.ndarray:
-    """Sorted positions into ``ids`` (e.g. ``TensorData.ids``) of the rows ``selection`` keeps.
-
-    Every kept id must be in ``ids``.
-    """
-    kept = set(selection.filter(selection.column("keep")).column(id_column).to_pylist())
-    positions = np.array([p for p, i in enumerate(ids) if i in kept], dtype=np.int64)
-    if len(positions) != len(kept):
-        raise CurateError(f"{len(kept) - len(positions)} kept ids of the selection are not in "
-                          "the training data")
-    return positions
