@@ -15,7 +15,9 @@ import re
 
 import pyarrow as pa
 
-from curate.scoring import Scorer, rule_columns
+from curate.core.registry import register_scorer
+from curate.core.scorer import EASIER, Scorer, rule_columns
+from curate.core.validate import boolean, integer, non_negative_int, string
 from scorers.text.tokenize import count_sentences, sentence_parts
 
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
@@ -24,6 +26,7 @@ POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cooki
                   "use of cookies", "use cookies")
 
 
+@register_scorer
 class C4Quality(Scorer):
     """C4's quality rules; also cleans text (:meth:`transform`).
 
@@ -41,6 +44,12 @@ class C4Quality(Scorer):
     """
 
     name = "c4_quality"
+    #: Signal (column suffix) -> the constructor parameters that bound it (the quality card
+    #: draws them on the signal's histogram).
+    thresholds = {"sentences": ("min_num_sentences",)}
+    kind = "rule"
+    directions = {"c4_quality_keep": EASIER}
+    primary = "c4_quality_keep"
 
     def __init__(self, split_paragraph: bool = True, remove_citations: bool = True,
                  filter_no_terminal_punct: bool = True, min_num_sentences: int = 5,
@@ -48,17 +57,21 @@ class C4Quality(Scorer):
                  filter_lorem_ipsum: bool = True, filter_javascript: bool = True,
                  filter_curly_bracket: bool = True, filter_policy: bool = True,
                  text_column: str = "text"):
-        self.split_paragraph = split_paragraph
-        self.remove_citations = remove_citations
-        self.filter_no_terminal_punct = filter_no_terminal_punct
-        self.min_num_sentences = min_num_sentences
-        self.min_words_per_line = min_words_per_line
-        self.max_word_length = max_word_length
-        self.filter_lorem_ipsum = filter_lorem_ipsum
-        self.filter_javascript = filter_javascript
-        self.filter_curly_bracket = filter_curly_bracket
-        self.filter_policy = filter_policy
-        self.text_column = text_column
+        owner = self.name
+        self.split_paragraph = boolean(owner, "split_paragraph", split_paragraph)
+        self.remove_citations = boolean(owner, "remove_citations", remove_citations)
+        self.filter_no_terminal_punct = boolean(owner, "filter_no_terminal_punct",
+                                                filter_no_terminal_punct)
+        self.min_num_sentences = integer(owner, "min_num_sentences", min_num_sentences,
+                                         minimum=-1)
+        self.min_words_per_line = non_negative_int(owner, "min_words_per_line",
+                                                   min_words_per_line)
+        self.max_word_length = integer(owner, "max_word_length", max_word_length, minimum=-1)
+        self.filter_lorem_ipsum = boolean(owner, "filter_lorem_ipsum", filter_lorem_ipsum)
+        self.filter_javascript = boolean(owner, "filter_javascript", filter_javascript)
+        self.filter_curly_bracket = boolean(owner, "filter_curly_bracket", filter_curly_bracket)
+        self.filter_policy = boolean(owner, "filter_policy", filter_policy)
+        self.text_column = string(owner, "text_column", text_column)
 
     def clean(self, text: str) -> tuple[str | None, str, int, int, int]:
         """(reason or None, cleaned text, sentences, lines kept, lines removed)."""

@@ -13,10 +13,13 @@ from operator import methodcaller
 
 import pyarrow as pa
 
-from curate.scoring import Scorer, rule_columns
+from curate.core.registry import register_scorer
+from curate.core.scorer import EASIER, Scorer, rule_columns
+from curate.core.validate import boolean, fraction, non_negative_int, number, string, string_list
 from scorers.text.tokenize import TERMINAL_PUNCTUATION, text_words
 
 
+@register_scorer
 class FineWebQuality(Scorer):
     """FineWeb's quality rules.
 
@@ -29,23 +32,38 @@ class FineWebQuality(Scorer):
     Defaults are DataTrove's: ``line_punct_thr=0.12`` (``line_punct_exclude_zero=False``),
     ``stop_chars`` = DataTrove's terminal punctuation, ``short_line_thr=0.67`` with
     ``short_line_length=30``, ``char_duplicates_ratio=0.01``, ``new_line_ratio=0.3``.
+    ``stop_chars`` is a list of line endings or the text ``.;!;?``.
     """
 
     name = "fineweb_quality"
+    #: Signal (column suffix) -> the constructor parameters that bound it (the quality card
+    #: draws them on the signal's histogram).
+    thresholds = {"line_punct_ratio": ("line_punct_thr",),
+                  "short_line_ratio": ("short_line_thr",),
+                  "char_dup_ratio": ("char_duplicates_ratio",),
+                  "list_ratio": ("new_line_ratio",)}
+    kind = "rule"
+    directions = {"fineweb_quality_keep": EASIER}
+    primary = "fineweb_quality_keep"
 
     def __init__(self, line_punct_thr: float = 0.12, line_punct_exclude_zero: bool = False,
                  stop_chars: tuple[str, ...] | None = None, short_line_thr: float = 0.67,
                  short_line_length: int = 30, char_duplicates_ratio: float = 0.01,
                  new_line_ratio: float = 0.3, text_column: str = "text"):
-        self.line_punct_thr = line_punct_thr
-        self.line_punct_exclude_zero = line_punct_exclude_zero
-        self.stop_chars = stop_chars
-        self.short_line_thr = short_line_thr
-        self.short_line_length = short_line_length
-        self.char_duplicates_ratio = char_duplicates_ratio
-        self.new_line_ratio = new_line_ratio
-        self.text_column = text_column
-        ends = tuple(TERMINAL_PUNCTUATION) if stop_chars is None else tuple(stop_chars)
+        owner = self.name
+        self.line_punct_thr = fraction(owner, "line_punct_thr", line_punct_thr)
+        self.line_punct_exclude_zero = boolean(owner, "line_punct_exclude_zero",
+                                               line_punct_exclude_zero)
+        stop_chars = string_list(owner, "stop_chars", stop_chars, optional=True)
+        self.stop_chars = None if stop_chars is None else tuple(stop_chars)
+        self.short_line_thr = fraction(owner, "short_line_thr", short_line_thr)
+        self.short_line_length = non_negative_int(owner, "short_line_length", short_line_length)
+        self.char_duplicates_ratio = fraction(owner, "char_duplicates_ratio",
+                                              char_duplicates_ratio)
+        # newlines per word token can exceed 1, so this bound is not a fraction
+        self.new_line_ratio = number(owner, "new_line_ratio", new_line_ratio, minimum=0)
+        self.text_column = string(owner, "text_column", text_column)
+        ends = tuple(TERMINAL_PUNCTUATION) if self.stop_chars is None else self.stop_chars
         self._ends_with_stop = methodcaller("endswith", ends)
 
     def signals(self, text: str) -> tuple | None:
