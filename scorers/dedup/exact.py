@@ -9,8 +9,9 @@ import numpy as np
 import pyarrow as pa
 import xxhash
 
-from curate.core.errors import CurateError
-from curate.scoring import Scorer
+from curate.core.registry import register_scorer
+from curate.core.scorer import EASIER, Scorer
+from curate.core.validate import choice, string
 from scorers.dedup.clusters import cluster_columns, replace_columns, representatives
 
 _SPACES = re.compile(r"\s+")
@@ -38,6 +39,7 @@ NORMALIZATIONS = {
 }
 
 
+@register_scorer
 class ExactDup(Scorer):
     """Cluster documents whose normalised texts are identical.
 
@@ -63,14 +65,14 @@ class ExactDup(Scorer):
     """
 
     name = "exact_dup"
+    kind = "dedup"
+    directions = {"exact_dup_keep": EASIER}
+    primary = "exact_dup_keep"
     batch_size = 10_000
 
     def __init__(self, normalize: str = "lower", text_column: str = "text"):
-        if normalize not in NORMALIZATIONS:
-            raise CurateError(f"unknown normalize {normalize!r} for exact_dup; "
-                              f"choose one of {', '.join(NORMALIZATIONS)}")
-        self.normalize = normalize
-        self.text_column = text_column
+        self.normalize = choice(self.name, "normalize", normalize, NORMALIZATIONS)
+        self.text_column = string(self.name, "text_column", text_column)
 
     def score_batch(self, batch: pa.Table) -> pa.Table:
         """``exact_dup_hash`` (uint64) of each document's normalised text."""

@@ -8,13 +8,16 @@ import numpy as np
 import pyarrow as pa
 
 from curate.core.errors import CurateError
-from curate.scoring import Scorer
+from curate.core.registry import register_scorer
+from curate.core.scorer import EASIER, Scorer
+from curate.core.validate import boolean, non_negative_int, number, positive_int, string
 from scorers.dedup import lsh
 from scorers.dedup.clusters import cluster_columns, replace_columns, representatives
 from scorers.dedup.shingles import shingle_hashes, word_hashes
 from scorers.dedup.signatures import EMPTY, minhash, permutations
 
 
+@register_scorer
 class MinHashDup(Scorer):
     """Cluster documents whose word n-gram sets have a high Jaccard similarity.
 
@@ -37,6 +40,14 @@ class MinHashDup(Scorer):
        below ``threshold``. Kept pairs are joined into connected components;
        each component's first document in dataset order is its representative.
 
+    Clusters are transitive: they are the connected components (a union-find) of the
+    kept pairs, so A ~ B and B ~ C put A and C in one cluster even when A and C are not
+    similar at all; a chain of small edits (versions of a page, a text quoted with
+    growing context) can join documents that share little. Every member but the
+    representative is marked a duplicate, also a member that is similar only to another
+    member. ``minhash_jaccard`` shows it: a duplicate's estimated Jaccard to its
+    representative can be below ``threshold``, even far below it.
+
     The S-curve: a pair with Jaccard ``s`` becomes a candidate with probability
     ``1 - (1 - s**rows)**bands``. The defaults (128 = 16 bands x 8 rows; FineWeb
     uses 14 x 8) put the curve's midpoint ``(1/bands)**(1/rows)`` at 0.71, below
@@ -58,31 +69,36 @@ class MinHashDup(Scorer):
     Output of ``finalize`` (one row per document, in dataset order, after the id):
         ``minhash_cluster`` (int64, row position of the representative),
         ``minhash_cluster_size`` (int64), ``minhash_duplicate`` (bool, True for every
-        member but the representative) and ``minhash_jaccard`` (float64, estimated
-        Jaccard to the representative; 1.0 for the representative itself).
+        member but the representative) and ``minhash_jaccard`` (float64): for a
+        duplicate, the MinHash estimate of the Jaccard similarity of its shingle set to
+        its representative's (the fraction of equal signature values); null for every
+        document that is kept (a representative, or a document in no cluster), so it
+        never reads 1.0 for a document that duplicates nothing. Because clusters are
+        transitive (above), it can be below ``threshold``.
     """
 
     name = "minhash"
+    kind = "dedup"
+    directions = {"minhash_keep": EASIER}
+    primary = "minhash_keep"
     batch_size = 2_000
 
     def __init__(self, ngram: int = 5, num_perm: int = 128, bands: int = 16,
                  threshold: float = 0.8, verify: bool = True, seed: int = 1,
                  text_column: str = "text"):
-        if not (isinstance(ngram, int) and ngram >= 1):
-            raise CurateError(f"minhash ngram must be a positive integer, got {ngram!r}")
-        if not (isinstance(num_perm, int) and isinstance(bands, int) and 1 <= bands <= num_perm
-                and num_perm % bands == 0):
-            raise CurateError(f"minhash bands ({bands!r}) must divide num_perm ({num_perm!r})")
-        if not 0 < threshold <= 1:
-            raise CurateError(f"minhash threshold must be in (0, 1], got {threshold!r}")
-        self.ngram = ngram
-        self.num_perm = num_perm
-        self.bands = bands
-        self.threshold = threshold
-        self.verify = verify
-        self.seed = seed
-        self.text_column = text_column
-        self._a, self._b = permutations(num_perm, seed)
+        owner = self.name
+        self.ngram = positive_int(owner, "ngram", ngram)
+        self.num_perm = positive_int(owner, "num_perm", num_perm)
+        self.bands = positive_int(owner, "bands", bands)
+        if self.num_perm % self.bands:
+            raise CurateError(f"{owner}: bands must divide num_perm ({self.num_perm}), "
+                              f"got {self.bands!r}")
+        self.threshold = number(owner, "threshold", threshold, minimum=0, strict_minimum=True,
+                                maximum=1)
+        self.verify = boolean(owner, "verify", verify)
+        self.seed = non_negative_int(owner, "seed", seed)
+        self.text_column = string(owner, "text_column", text_column)
+        self._a, self._b = permutations(self.num_perm, self.seed)
 
     @property
     def rows(self) -> int:
@@ -124,5 +140,9 @@ class MinHashDup(Scorer):
             pairs = pairs[similar]
         reps = representatives(lsh.components(n, pairs)) if n else np.zeros(0, np.int64)
         columns = cluster_columns(self.name, reps)
-        columns[self.col("jaccard")] = pa.array(lsh.estimated_jaccard(sigs, np.arange(n), reps))
+        duplicate = reps != np.arange(n)
+        jaccard = np.zeros(n, np.float64)
+        jaccard[duplicate] = lsh.estimated_jaccard(sigs, np.flatnonzero(duplicate),
+                                                   reps[duplicate])
+        columns[self.col("jaccard")] = pa.array(jaccard, pa.float64(), mask=~duplicate)
         return replace_columns(scores, [self.col("signature")], columns)
