@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import struct
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,16 +33,32 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.core.errors import CurateError
-from curate.scoring import FittedScorer
+from curate.core.registry import register_scorer
+from curate.core.scorer import EASIER, FittedScorer
+from curate.core.validate import integer, non_negative_int, number, positive_int, string
 
 POSITIVE_LABEL = "hq"
 NEGATIVE_LABEL = "lq"
+
+
+def model_path(owner: str, value, suffix: str) -> str | None:
+    """A model parameter: None, or a path (``str`` or ``os.PathLike``) as a string."""
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        raise CurateError(f"{owner}: model must be the path of a {suffix} file or none, "
+                          f"got {value!r}")
+    return value
+
 
 def one_line(text: str) -> str:
     """``text`` with newlines replaced by spaces (fastText reads one example per line)."""
     return text.replace("\n", " ")
 
 
+@register_scorer
 class FastTextQuality(FittedScorer):
     """Score texts with a supervised fastText classifier.
 
@@ -61,14 +78,19 @@ class FastTextQuality(FittedScorer):
     """
 
     name = "fasttext_quality"
+    kind = "model"
     batch_size = 1000
 
     def __init__(self, model: str | os.PathLike | None = None, label: str | None = None,
                  text_column: str = "text"):
-        self.model = None if model is None else os.fspath(model)
-        self.label = label
-        self.text_column = text_column
-        self._path = None if model is None else os.path.abspath(self.model)
+        self.model = model_path(self.name, model, ".bin")
+        self.label = string(self.name, "label", label, optional=True)
+        self.text_column = string(self.name, "text_column", text_column)
+        self._path = None if self.model is None else os.path.abspath(self.model)
+        if self._path is not None:  # fail now, not in a worker on its first batch
+            if not os.path.isfile(self._path):
+                raise CurateError(f"fastText model not found: {self.model}")
+            check_fasttext_bin(self._path)
         self._bin: bytes | None = None  # .bin bytes of a fitted, unsaved model
         self._ft = None
 
@@ -114,6 +136,15 @@ class FastTextQuality(FittedScorer):
         """The output column name, ``fasttext_quality_<label>`` in snake_case."""
         return self.col(re.sub(r"\W+", "_", self.scored_label().lower()).strip("_"))
 
+    @property
+    def primary(self) -> str:
+        return self.column()
+
+    @property
+    def directions(self) -> dict[str, str]:
+        """The scored label's probability: higher is better."""
+        return {self.column(): EASIER}
+
     # -- fit / save ---------------------------------------------------------------
 
     def fit(self, positive: Iterable[str], negative: Iterable[str], *, epoch: int = 5,
@@ -134,6 +165,16 @@ class FastTextQuality(FittedScorer):
         """
         import fasttext
 
+        owner = f"{self.name}.fit"
+        epoch = positive_int(owner, "epoch", epoch)
+        lr = number(owner, "lr", lr, minimum=0, strict_minimum=True)
+        word_ngrams = positive_int(owner, "word_ngrams", word_ngrams)
+        dim = positive_int(owner, "dim", dim)
+        # word n-grams hash into ``bucket`` rows: fastText divides by it
+        bucket = integer(owner, "bucket", bucket, minimum=1 if word_ngrams > 1 else 0)
+        min_count = positive_int(owner, "min_count", min_count)
+        seed = non_negative_int(owner, "seed", seed)
+        threads = positive_int(owner, "threads", threads)
         lines = _training_lines(positive, POSITIVE_LABEL) + _training_lines(negative,
                                                                              NEGATIVE_LABEL)
         counts = {lab: sum(line.startswith(f"__label__{lab} ") for line in lines)
@@ -214,9 +255,119 @@ def _open_model(path: str):
     return _FastText(model_path=path)
 
 
+#: The first two int32 of a fastText ``.bin``: the file-format magic and the newest version.
+FASTTEXT_MAGIC = 793712314
+FASTTEXT_VERSION = 12
+_ARGS = struct.Struct("<12id")  # dim ws epoch minCount neg wordNgrams loss model bucket minn
+#                                 maxn lrUpdateRate, then t (double)
+_DICT = struct.Struct("<3i2q")  # size nwords nlabels, then ntokens pruneidx_size (int64)
+_DENSE = struct.Struct("<2q")  # rows, columns (then rows * columns float32)
+_QUANT = struct.Struct("<?2qi")  # qnorm, rows, columns, codesize (then codesize bytes)
+_PQ = struct.Struct("<4i")  # dim nsubq dsub lastdsub (then dim * 256 float32 centroids)
+
+
+def check_fasttext_bin(path: str) -> None:
+    """Check that ``path`` is a whole fastText ``.bin`` before fastText reads it.
+
+    fastText trusts the file: a file cut inside its dictionary makes it read words past
+    the end forever (memory grows until the machine gives out), and a file cut inside a
+    matrix loads as a model with missing weights. This walks the layout that
+    ``FastText::saveModel`` writes, without loading anything: magic 793712314 and version
+    (int32 each; fastText reads versions 11 and 12 this way), the arguments (12 int32 and a
+    double), the dictionary (counts, then one NUL-terminated word, an int64 count and a
+    type byte per entry, then the pruned-index pairs), then for the input and the output
+    matrix a quantization flag and either rows x columns float32 or a quantized matrix with
+    its product quantizers. Every size comes from the header and the matrix dimensions;
+    the file must be at least as long as they add up to. Reads only the header and the
+    dictionary (memory-mapped), never the weights.
+
+    Raises:
+        CurateError: ``"<path>: not a complete fastText model: <what is wrong>"``.
+    """
+    import mmap
+
+    def fail(why: str) -> CurateError:
+        return CurateError(f"{path}: not a complete fastText model: {why}")
+
+    size = os.path.getsize(path)
+    if size < 8:
+        raise fail(f"{size} bytes, shorter than the 8-byte signature")
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        magic, version = struct.unpack_from("<2i", data, 0)
+        if magic != FASTTEXT_MAGIC:
+            raise fail(f"magic number {magic}, expected {FASTTEXT_MAGIC}")
+        if version not in (11, FASTTEXT_VERSION):
+            raise fail(f"format version {version}, expected 11 or {FASTTEXT_VERSION}")
+        pos = 8
+
+        def read(layout: struct.Struct, what: str) -> tuple:
+            nonlocal pos
+            if pos + layout.size > size:
+                raise fail(f"the file ends ({size} bytes) inside the {what} at byte {pos}")
+            values = layout.unpack_from(data, pos)
+            pos += layout.size
+            return values
+
+        def skip(count: int, what: str) -> None:
+            nonlocal pos
+            if count < 0 or pos + count > size:
+                raise fail(f"the {what} needs {count} bytes from byte {pos}; the file has "
+                           f"{size} bytes")
+            pos += count
+
+        args = read(_ARGS, "arguments")
+        dim, loss, model = args[0], args[6], args[7]
+        if dim < 1 or loss not in (1, 2, 3, 4) or model not in (1, 2, 3):
+            raise fail(f"implausible arguments (dim {dim}, loss {loss}, model {model})")
+        entries, nwords, nlabels, _, prune_size = read(_DICT, "dictionary header")
+        if min(entries, nwords, nlabels) < 0 or nwords + nlabels != entries \
+                or prune_size < -1:
+            raise fail(f"implausible dictionary header ({entries} entries, {nwords} words, "
+                       f"{nlabels} labels, {prune_size} pruned)")
+        # Each entry takes at least 10 bytes (NUL, count, type): a file cut well before the
+        # dictionary's end fails here, before any word is looked for.
+        if pos + 10 * entries > size:
+            raise fail(f"the dictionary's {entries} entries need at least {10 * entries} "
+                       f"bytes from byte {pos}; the file has {size} bytes")
+        find = data.find
+        for index in range(entries):
+            end = find(b"\0", pos)
+            if end < 0 or end + 10 > size:
+                raise fail(f"the file ends ({size} bytes) inside dictionary entry "
+                           f"{index} of {entries}")
+            if data[end + 9] > 1:
+                raise fail(f"dictionary entry {index} has type {data[end + 9]}")
+            pos = end + 10
+        skip(8 * max(prune_size, 0), "pruned index")
+        (quant_input,) = read(struct.Struct("<?"), "input quantization flag")
+        _matrix(read, skip, quant_input, dim, "input matrix", fail)
+        (quant_output,) = read(struct.Struct("<?"), "output quantization flag")
+        _matrix(read, skip, quant_input and quant_output, dim, "output matrix", fail)
+
+
+def _matrix(read, skip, quantized: bool, dim: int, what: str, fail) -> None:
+    """Step over one saved matrix (``DenseMatrix::save`` or ``QuantMatrix::save``)."""
+    if not quantized:
+        rows, columns = read(_DENSE, f"{what} dimensions")
+        if rows < 0 or columns != dim:
+            raise fail(f"{what} is {rows} x {columns}, expected {dim} columns")
+        skip(4 * rows * columns, f"{what} ({rows} x {columns} float32)")
+        return
+    qnorm, rows, columns, codesize = read(_QUANT, f"quantized {what} header")
+    if rows < 0 or columns != dim or codesize < 0:
+        raise fail(f"quantized {what} is {rows} x {columns} with {codesize} code bytes")
+    skip(codesize, f"{what} codes")
+    for quantizer in ("product quantizer", "norm quantizer")[:1 + bool(qnorm)]:
+        if quantizer == "norm quantizer":
+            skip(rows, f"{what} norm codes")
+        pq_dim = read(_PQ, f"{what} {quantizer}")[0]
+        skip(4 * 256 * pq_dim, f"{what} {quantizer} centroids")
+
+
 def _load_bin(path: str):
     if not os.path.isfile(path):
         raise CurateError(f"fastText model not found: {path}")
+    check_fasttext_bin(path)
     try:
         return _open_model(path)
     except ValueError as exc:
@@ -228,6 +379,7 @@ def _load_bytes(data: bytes):
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        check_fasttext_bin(tmp)
         return _open_model(tmp)  # fastText reads the whole file; it can go now
     finally:
         os.remove(tmp)

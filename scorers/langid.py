@@ -19,7 +19,20 @@ import numpy as np
 import pyarrow as pa
 
 from curate.core.errors import CurateError
-from curate.scoring import Scorer
+from curate.core.registry import register_scorer
+from curate.core.scorer import EASIER, Scorer
+from curate.core.validate import positive_int, string, string_list
+
+#: The 97 languages of the model that ships with langid.py (ISO 639-1 codes).
+LANGUAGES = (
+    "af", "am", "an", "ar", "as", "az", "be", "bg", "bn", "br", "bs", "ca", "cs", "cy", "da",
+    "de", "dz", "el", "en", "eo", "es", "et", "eu", "fa", "fi", "fo", "fr", "ga", "gl", "gu",
+    "he", "hi", "hr", "ht", "hu", "hy", "id", "is", "it", "ja", "jv", "ka", "kk", "km", "kn",
+    "ko", "ku", "ky", "la", "lb", "lo", "lt", "lv", "mg", "mk", "ml", "mn", "mr", "ms", "mt",
+    "nb", "ne", "nl", "nn", "no", "oc", "or", "pa", "pl", "ps", "pt", "qu", "ro", "ru", "rw",
+    "se", "si", "sk", "sl", "sq", "sr", "sv", "sw", "ta", "te", "th", "tl", "tr", "ug", "uk",
+    "ur", "vi", "vo", "wa", "xh", "zh", "zu",
+)
 
 _BASE_IDENTIFIER = None
 _IDENTIFIERS: dict[tuple[str, ...] | None, object] = {}
@@ -46,14 +59,16 @@ def identifier(languages: tuple[str, ...] | None = None):
     return _IDENTIFIERS[languages]
 
 
+@register_scorer
 class LangID(Scorer):
     """Language (ISO 639-1 code) and its probability for each text.
 
     Parameters
     ----------
     languages:
-        Restrict the answer to these codes: a list (``["en", "de"]``) or, from the
-        command line, one string joined by ``+`` (``"en+de"``); default: all 97.
+        Restrict the answer to these codes (:data:`LANGUAGES`): a list (``["en", "de"]``)
+        or, from the command line or YAML, one string ``"en;de"`` (``"en+de"`` also
+        works); default: all 97. Unknown codes fail at construction.
     max_chars:
         Only the first ``max_chars`` characters are classified (default 5000), so
         multi-MB documents cost the same as a page of text.
@@ -65,17 +80,25 @@ class LangID(Scorer):
     """
 
     name = "langid"
+    kind = "model"
+    directions = {"langid_confidence": EASIER}
+    primary = "langid_confidence"
     batch_size = 1000
 
     def __init__(self, languages: list[str] | str | None = None, max_chars: int = 5000,
                  text_column: str = "text"):
-        if max_chars < 1:
-            raise CurateError(f"langid max_chars must be positive, got {max_chars}")
-        if isinstance(languages, str):
-            languages = languages.split("+")
-        self.languages = None if languages is None else list(languages)
-        self.max_chars = max_chars
-        self.text_column = text_column
+        owner = self.name
+        given = languages.replace("+", ";") if isinstance(languages, str) else languages
+        self.languages = string_list(owner, "languages", given, optional=True)
+        if self.languages is not None:
+            unknown = sorted(set(self.languages) - set(LANGUAGES))
+            if unknown or not self.languages:
+                raise CurateError(
+                    f"{owner}: languages must be one or more codes langid knows, got "
+                    f"{languages!r}" + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+                    + f"; known: {', '.join(LANGUAGES)}")
+        self.max_chars = positive_int(owner, "max_chars", max_chars)
+        self.text_column = string(owner, "text_column", text_column)
 
     def score_batch(self, batch: pa.Table) -> pa.Table:
         ident = identifier(None if self.languages is None else tuple(self.languages))

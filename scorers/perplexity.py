@@ -52,7 +52,9 @@ import numpy as np
 import pyarrow as pa
 
 from curate.core.errors import CurateError
-from curate.scoring import FittedScorer
+from curate.core.registry import register_scorer
+from curate.core.scorer import HARDER, FittedScorer
+from curate.core.validate import positive_int, string
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 BOS_ID, EOS_ID, UNK_ID = 0, 1, 2
@@ -87,6 +89,7 @@ class _Vocab(dict):
         return UNK_ID
 
 
+@register_scorer
 class Perplexity(FittedScorer):
     """Mean NLL and perplexity under an interpolated modified Kneser-Ney n-gram model.
 
@@ -99,11 +102,19 @@ class Perplexity(FittedScorer):
     """
 
     name = "perplexity"
+    kind = "model"
+    directions = {"perplexity_nll": HARDER, "perplexity_ppl": HARDER}
+    primary = "perplexity_nll"
     batch_size = 1000
 
     def __init__(self, model: str | os.PathLike | None = None, text_column: str = "text"):
-        self.model = None if model is None else os.fspath(model)
-        self.text_column = text_column
+        if isinstance(model, os.PathLike):
+            model = os.fspath(model)
+        if model is not None and not (isinstance(model, str) and model):
+            raise CurateError(f"{self.name}: model must be the path of a .npz file or none, "
+                              f"got {model!r}")
+        self.model = model
+        self.text_column = string(self.name, "text_column", text_column)
         self._arrays: dict[str, np.ndarray] | None = None
         self._meta: dict | None = None
         self._vocab: _Vocab | None = None
@@ -144,9 +155,8 @@ class Perplexity(FittedScorer):
         """
         if isinstance(texts, str):
             raise CurateError("perplexity.fit expects an iterable of texts, not one string")
-        if order < 1 or min_count < 1:
-            raise CurateError(f"perplexity needs order >= 1 and min_count >= 1, "
-                              f"got order={order}, min_count={min_count}")
+        order = positive_int(f"{self.name}.fit", "order", order)
+        min_count = positive_int(f"{self.name}.fit", "min_count", min_count)
         docs = [tokenize(text) for text in texts if text]
         counts = collections.Counter(tok for tokens in docs for tok in tokens)
         for char in LINE_BREAKS:

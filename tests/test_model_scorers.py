@@ -144,7 +144,7 @@ def test_fasttext_errors_are_clear(tmp_path):
     with pytest.raises(CurateError, match="not found"):
         FastTextQuality.load(tmp_path / "missing.bin")
     (tmp_path / "bad.bin").write_text("not a model")
-    with pytest.raises(CurateError, match="cannot load"):
+    with pytest.raises(CurateError, match="not a complete fastText model"):
         FastTextQuality.load(tmp_path / "bad.bin")
     with pytest.raises(CurateError, match="non-empty"):
         FastTextQuality().fit(["some text"], ["", None])
