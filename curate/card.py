@@ -9,6 +9,13 @@ folder. It recognises columns by name and type:
 * language: a string ``<x>_language`` column, optionally ``<x>_confidence``;
 * numeric score: any integer or float column except ``id`` and ``*_cluster``.
 
+Plots choose their axes from the data (:func:`_hist_spec`): heavy-tailed columns get a
+log axis, a few outliers are folded into an end bin rather than squashing the rest into
+one bar, and languages are counted on a log axis. A rule set's thresholds are dashed
+lines on its signals' histograms: the scorer class names them in a ``thresholds``
+attribute, ``{signal suffix: (constructor parameter, ...)}``, and their values come from
+``scorer_params`` (the parameters stored with the scores) or the constructor's defaults.
+
 Every section that finds no columns says so. The output is deterministic: no
 timestamps, sorted ties, and PNGs saved without the software tag, so two runs over
 the same table give byte-identical files.
@@ -24,14 +31,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.core.registry import SCORERS
 from curate.io import write_figure, write_text
-from curate.registry import SCORERS
 from curate.reporting import markdown_table
 
 CARD_NAME = "card.md"
@@ -47,11 +55,27 @@ HIST_BINS = 40
 GRID_COLUMNS = 3
 #: Correlation heatmaps print the coefficient in each cell up to this many columns.
 ANNOTATE_HEATMAP_MAX = 12
+HEATMAP_FONT = 8
+#: Heatmap tick labels longer than this are shortened in the middle.
+HEATMAP_LABEL_WIDTH = 36
+#: A histogram of values >= 0 whose positive part spans more than this ratio (two
+#: decades) gets a log x axis; so does one spanning a decade whose median lies in the
+#: first CROWDED share of a linear axis.
+LOG_SPAN = 100.0
+CROWDED = 0.05
+#: Where a linear histogram axis may be clipped (see :func:`_hist_spec`).
+CLIP_PERCENTILES = (1, 99)
+#: A histogram's count axis is log when a non-empty bin is under 1/this of the tallest.
+LOG_COUNT_RATIO = 20
+BAR_COLOR = "#4C72B0"
+OTHER_COLOR = "#8C8C8C"
+THRESHOLD_COLORS = ("#C44E52", "#DD8452", "#55A868", "#8172B3")
 
 
 def write_quality_card(scores: pa.Table, out_dir: str | Path, *, title: str,
                        text_lengths: pa.Array | pa.ChunkedArray | None = None,
-                       source_info: dict | None = None) -> Path:
+                       source_info: dict | None = None,
+                       scorer_params: dict[str, dict] | None = None) -> Path:
     """Write ``<out_dir>/card.md`` plus PNG plots beside it; return the path of card.md.
 
     Args:
@@ -64,6 +88,10 @@ def write_quality_card(scores: pa.Table, out_dir: str | Path, *, title: str,
             reports only the document count.
         source_info: key/value facts about the source (path, fingerprint,
             ``ids_assigned``), shown as a table in insertion order.
+        scorer_params: the parameters each scorer ran with, ``{scorer name: params}``
+            (the ``params`` that ``curate score`` and recipes store in a score file's
+            metadata; :func:`score_file_params` reads them). Rule thresholds are drawn
+            at these values, else at the scorer's defaults (and the card says so).
 
     Raises:
         ValueError: if ``text_lengths`` does not have one value per row of ``scores``.
@@ -89,7 +117,11 @@ def write_quality_card(scores: pa.Table, out_dir: str | Path, *, title: str,
         lines += _language_section(scores, out)
         lines += _rule_set_section(scores, out)
         numeric = _numeric_columns(scores)
-        lines += _distribution_section(numeric, out)
+        rule_sets = _rule_sets(scores)
+        marks = _threshold_marks(rule_sets, scorer_params, numeric)
+        unknown = [p for p in rule_sets if p not in (scorer_params or {})
+                   and any(c.startswith(p + "_") for c in marks)]
+        lines += _distribution_section(numeric, out, marks, unknown)
         lines += _correlation_section(numeric, out)
     card = out / CARD_NAME
     text = "\n".join(lines).rstrip("\n") + "\n"
@@ -108,7 +140,7 @@ def _source_section(source_info: dict | None) -> list[str]:
 
 
 def _kind(scorer: str) -> str:
-    return "dynamics" if SCORERS[scorer].startswith("scorers.dynamics") else "text"
+    return "dynamics" if SCORERS.get(scorer).kind == "dynamics" else "text"
 
 
 def _scorers_section(scores: pa.Table) -> list[str]:
@@ -117,15 +149,15 @@ def _scorers_section(scores: pa.Table) -> list[str]:
     present: dict[str, int] = {}
     claimed: set[str] = set()
     # Longest name first, so a scorer whose name extends another's claims its columns.
-    for scorer in sorted(SCORERS, key=len, reverse=True):
+    for scorer in sorted(SCORERS.names(), key=len, reverse=True):
         cols = [c for c in names if c.startswith(scorer + "_") and c not in claimed]
         if cols:
             present[scorer] = len(cols)
             claimed.update(cols)
     # Absent scorers of the kinds present: text signals for text, difficulty scores
     # from training dynamics for labelled examples (all kinds when none is present).
-    kinds = {_kind(s) for s in present} or {_kind(s) for s in SCORERS}
-    absent = sorted(s for s in SCORERS if s not in present and _kind(s) in kinds)
+    kinds = {_kind(s) for s in present} or {_kind(s) for s in SCORERS.names()}
+    absent = sorted(s for s in SCORERS.names() if s not in present and _kind(s) in kinds)
     other = [f"`{c}`" for c in names if c not in claimed]
     lines = ["## Scorers", ""]
     lines.append("- Present (columns): "
@@ -223,10 +255,8 @@ def _language_section(scores: pa.Table, out: Path) -> list[str]:
         else:
             lines.append(f"No `{conf_col}` column.")
         lines += [""] + markdown_table(headers, rows)
-        percent = 100 * counts[: len(top)] / n
-        name = _save(out, f"language_{_slug(prefix)}.png", _bar_figure,
-                     labels[: len(percent)], percent, "% of documents",
-                     f"{prefix}: top languages")
+        name = _save(out, f"language_{_slug(prefix)}.png", _language_figure, labels, counts,
+                     n, f"{prefix}: documents per language")
         lines += ["", f"![{prefix} language mix]({name})", ""]
     return lines
 
@@ -278,7 +308,8 @@ def _reason_block(scores: pa.Table, prefix: str, out: Path) -> list[str]:
     return lines + ["", f"![{prefix} drop reasons]({name})", ""]
 
 
-def _distribution_section(numeric: dict[str, np.ndarray], out: Path) -> list[str]:
+def _distribution_section(numeric: dict[str, np.ndarray], out: Path,
+                          marks: dict[str, list[Threshold]], unknown: list[str]) -> list[str]:
     lines = ["## Score distributions", ""]
     if not numeric:
         return lines + ["_No numeric score columns._", ""]
@@ -294,8 +325,27 @@ def _distribution_section(numeric: dict[str, np.ndarray], out: Path) -> list[str
             rows.append([f"`{name}`", "0", _int(missing), "n/a", "n/a", "n/a", "n/a"])
     lines += markdown_table(["column", "values", "null/NaN/inf (ignored)", "min", "median", "mean",
                      "max"], rows)
-    plot = _save(out, "score_histograms.png", _histogram_grid, numeric)
-    return lines + ["", f"![Score histograms]({plot})", ""]
+    plot = _save(out, "score_histograms.png", _histogram_grid, numeric, marks)
+    lines += ["", f"![Score histograms]({plot})", "",
+              "Each histogram's axes are chosen from its values: a log x axis with log-spaced "
+              "bins when the values are non-negative and the positive ones span more than two "
+              "decades, or crowd at the low end of a linear axis (zeros then get the first "
+              "bar, as the panel's label says), otherwise linear, with an end clipped at the "
+              "1st or 99th percentile when a few outliers would squash the rest into one bar "
+              "(the end bin holds them, as the label says). Counts are on a log axis where one "
+              "bin dwarfs the others."]
+    if marks:
+        rows = [[f"`{column}`", f"`{m.param}`", _num(m.value),
+                 "scorer default" if m.default else "scores' parameters"]
+                for column, found in marks.items() for m in found]
+        lines += ["", "Rule thresholds, drawn as dashed lines (a document is dropped beyond "
+                      "them):", ""]
+        lines += markdown_table(["column", "parameter", "value", "from"], rows)
+        if unknown:
+            lines += ["", "The card was not given the parameters that "
+                      + ", ".join(f"`{p}`" for p in unknown)
+                      + " ran with, so their thresholds are the scorers' defaults."]
+    return lines + [""]
 
 
 def _correlation_section(numeric: dict[str, np.ndarray], out: Path) -> list[str]:
@@ -463,34 +513,67 @@ def _new_figure(width: float, height: float):
 def _length_figure(positive: np.ndarray, n_empty: int):
     fig = _new_figure(7, 3.5)
     ax = fig.add_subplot()
-    lo, hi = positive.min(), positive.max()
-    bins = np.geomspace(lo, hi, HIST_BINS + 1) if hi > lo else np.array([lo * 0.9, hi * 1.1])
-    ax.hist(positive, bins=bins, color="#4C72B0")
-    ax.set_xscale("log")
-    ax.set_xlabel("characters per document (log scale)")
-    ax.set_ylabel("documents")
+    spec = _hist_spec(positive)
+    _draw_hist(ax, spec)
+    ax.set_xlabel(_axis_label("characters per document", spec))
+    ax.set_ylabel("documents" + (" (log scale)" if spec.count_scale == "log" else ""))
     note = f" ({n_empty:,} with 0 characters not shown)" if n_empty else ""
     ax.set_title("Document length" + note)
     return fig
 
 
 def _bar_figure(labels: list[str], values: np.ndarray, xlabel: str, title: str):
-    """Horizontal bars, first label on top."""
+    """Horizontal bars, first label on top, each with its value written beside it."""
     fig = _new_figure(7, 1.2 + 0.32 * len(labels))
     ax = fig.add_subplot()
     positions = np.arange(len(labels))
-    ax.barh(positions, values, color="#4C72B0")
+    ax.barh(positions, values, color=BAR_COLOR)
     ax.set_yticks(positions, [_shorten(label, 40) for label in labels])
     ax.invert_yaxis()
+    ax.set_xlim(0, max(float(np.max(values)), 1) * 1.15)  # room for the values
+    for pos, value in zip(positions, values, strict=True):
+        ax.text(value, pos, f" {_num(float(value))}", va="center", fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     return fig
 
 
-def _histogram_grid(numeric: dict[str, np.ndarray]):
+def _language_figure(labels: list[str], counts: np.ndarray, n_docs: int, title: str):
+    """Documents per language on a log axis, most frequent first; past
+    :data:`TOP_LANGUAGES` labels the rest share one grey "other" bar, drawn last."""
+    shown = min(TOP_LANGUAGES, len(labels))
+    names = [_shorten(label, 30) for label in labels[:shown]]
+    values = [int(c) for c in counts[:shown]]
+    colors = [BAR_COLOR] * shown
+    if len(labels) > shown:
+        names.append(f"other ({len(labels) - shown} languages)")
+        values.append(int(counts[shown:].sum()))
+        colors.append(OTHER_COLOR)
+    fig = _new_figure(7, 1.2 + 0.32 * len(names))
+    ax = fig.add_subplot()
+    positions = np.arange(len(names))
+    ax.barh(positions, values, color=colors)
+    ax.set_xscale("log")
+    # Bars start at the left edge (below one document); the right margin holds the labels.
+    ax.set_xlim(0.7, max(values) * 12)
+    for pos, value in zip(positions, values, strict=True):
+        ax.text(value * 1.1, pos, f"{value:,} ({_pct(value / n_docs)})", va="center",
+                fontsize=8)
+    ax.set_yticks(positions, names)
+    ax.invert_yaxis()
+    ax.set_xlabel("documents (log scale)")
+    ax.set_title(title)
+    return fig
+
+
+def _histogram_grid(numeric: dict[str, np.ndarray],
+                    marks: dict[str, list[Threshold]] | None = None):
+    """One histogram per column, its axes chosen by :func:`_hist_spec`; each rule
+    threshold in ``marks[column]`` is a dashed vertical line with a legend entry."""
+    marks = marks or {}
     ncols = min(GRID_COLUMNS, len(numeric))
     nrows = math.ceil(len(numeric) / ncols)
-    fig = _new_figure(4.2 * ncols, 2.8 * nrows)
+    fig = _new_figure(4.2 * ncols, 3.0 * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, (name, values) in zip(axes, numeric.items(), strict=False):
         finite = values[np.isfinite(values)]
@@ -504,41 +587,165 @@ def _histogram_grid(numeric: dict[str, np.ndarray]):
             ax.set_xticks([])
             ax.set_yticks([])
             continue
-        bins, log_x = _hist_bins(finite)
-        ax.hist(finite, bins=bins, color="#4C72B0")
-        if log_x:
-            ax.set_xscale("log")
-            ax.set_xlabel("log scale", fontsize=8)
+        column_marks = marks.get(name, [])
+        spec = _hist_spec(finite, [m.value for m in column_marks])
+        _draw_hist(ax, spec)
+        _draw_thresholds(ax, column_marks, spec)
+        label = _axis_label("", spec)
+        if label:
+            ax.set_xlabel(label, fontsize=7)
+        if spec.count_scale == "log":
+            ax.set_ylabel("documents (log scale)", fontsize=7)
     for ax in axes[len(numeric):]:
         ax.set_visible(False)
     return fig
 
 
-def _hist_bins(finite: np.ndarray) -> tuple[np.ndarray | int, bool]:
-    """Bins for one score column and whether to draw it on a log x axis.
+@dataclass(frozen=True)
+class HistSpec:
+    """How one column's histogram is drawn, as :func:`_hist_spec` chose it."""
 
-    Small integer ranges get one bin per integer; positive columns spanning three
-    or more decades (perplexity) get log-spaced bins.
+    scale: str  #: x axis: "linear", "log", or "symlog" (log with a linear stretch for 0)
+    edges: np.ndarray  #: bin edges, ascending
+    counts: np.ndarray  #: values per bin; values clipped off the axis are in the end bins
+    count_scale: str  #: y axis: "linear", or "log" when one bin would dwarf the rest
+    notes: tuple[str, ...]  #: what the axis folds into an end bin, or where the zeros are
+    linthresh: float = 0.0  #: symlog only: the linear stretch [0, linthresh] holds the zeros
+    linscale: float = 1.0  #: symlog only: its width, in decades
+
+
+def _hist_spec(finite: np.ndarray, marks=()) -> HistSpec:
+    """Choose the axes and bins of one column's histogram from its finite values.
+
+    * one distinct value: one bar;
+    * values >= 0 whose positive part spans more than :data:`LOG_SPAN` (max/min), or
+      more than a decade with half of it in the first :data:`CROWDED` of a linear
+      axis: log x axis with log-spaced bins (integers: one bin per integer where bins
+      would be narrower). Zeros, if any, get the first bar, on a short linear stretch
+      of a "symlog" axis;
+    * otherwise linear, integers with integer-aligned bins. An end is clipped at the
+      1st / 99th percentile when the last 1% of values beyond it would take up more of
+      the axis than the other 99% (a few outliers squashing the rest into one bar); the
+      clipped values are counted in the end bin and in the notes. ``marks`` (threshold
+      values) inside the data's range stay on the axis, with a margin beyond them so
+      that the end bin does not mix both sides of a threshold.
+
+    The count axis is log when the tallest bin holds half the values or more and a
+    non-empty bin is under 1/:data:`LOG_COUNT_RATIO` of it (so small bins stay visible).
     """
     lo, hi = float(finite.min()), float(finite.max())
+    integer = bool(np.all(finite == np.round(finite)))
     if lo == hi:
-        return np.array([lo - 0.5, hi + 0.5]), False
-    if np.all(finite == np.round(finite)) and hi - lo <= HIST_BINS:
-        return np.arange(lo, hi + 2) - 0.5, False
-    if lo > 0 and hi / lo >= 1000:
-        return np.geomspace(lo, hi, HIST_BINS + 1), True
-    return HIST_BINS, False
+        half = 0.5 if integer or lo == 0 else abs(lo) * 0.05
+        return _binned("linear", np.array([lo - half, hi + half]), finite, ())
+    positive = finite[finite > 0]
+    if lo >= 0 and len(positive) >= 2 and positive.min() < positive.max():
+        p_lo, p_hi = float(positive.min()), float(positive.max())
+        crowded = float(np.median(positive)) - p_lo < CROWDED * (p_hi - p_lo)
+        if p_hi > LOG_SPAN * p_lo or (crowded and p_hi > 10 * p_lo):
+            return _log_spec(finite, p_lo, p_hi, integer)
+    q_lo, q_hi = (float(q) for q in np.percentile(finite, CLIP_PERCENTILES))
+    left, right = lo, hi
+    if lo < q_hi and hi - q_hi > q_hi - lo:
+        right = q_hi
+    if q_lo < right and q_lo - lo > right - q_lo:
+        left = q_lo
+    for mark in sorted(float(m) for m in marks if lo <= m <= hi):
+        right = max(right, min(hi, mark + 0.1 * (mark - left)))
+        left = min(left, max(lo, mark - 0.1 * (right - mark)))
+    if integer:
+        left, right = math.floor(left), math.ceil(right)
+        width = max(1, math.ceil((right - left + 1) / HIST_BINS))
+        edges = left - 0.5 + width * np.arange(math.ceil((right - left + 1) / width) + 1)
+        first, last = left, math.floor(edges[-1])
+    else:
+        edges = np.linspace(left, right, HIST_BINS + 1)
+        first, last = left, right
+    below, above = int((finite < edges[0]).sum()), int((finite > edges[-1]).sum())
+    notes = ((f"first bin includes {below:,} below {_num(first)}",) if below else ()) + (
+        (f"last bin includes {above:,} above {_num(last)}",) if above else ())
+    return _binned("linear", edges, np.clip(finite, edges[0], edges[-1]), notes)
+
+
+def _log_spec(finite: np.ndarray, p_lo: float, p_hi: float, integer: bool) -> HistSpec:
+    """Log-spaced bins from the smallest to the largest positive value. Zeros get a
+    first bar on the linear stretch of a symlog axis, with an empty bin (a gap) between
+    it and the log-spaced ones."""
+    if integer:
+        edges = np.unique(np.round(np.geomspace(p_lo, p_hi + 1, HIST_BINS + 1))) - 0.5
+    else:
+        edges = np.geomspace(p_lo, p_hi, HIST_BINS + 1)
+    zeros = int((finite == 0).sum())
+    if not zeros:
+        return _binned("log", edges, finite, ())
+    decades = math.log10(edges[-1] / edges[0])
+    spec = _binned("symlog", np.r_[0.0, 0.4 * edges[0], edges], finite,
+                   (f"first bar: {zeros:,} at 0",))
+    return HistSpec(**{**spec.__dict__, "linthresh": float(edges[0]),
+                       "linscale": max(0.5, 3 * decades / HIST_BINS)})
+
+
+def _binned(scale: str, edges: np.ndarray, values: np.ndarray,
+            notes: tuple[str, ...]) -> HistSpec:
+    counts = np.histogram(values, edges)[0]
+    top = int(counts.max())
+    smallest = int(counts[counts > 0].min())
+    skewed = 2 * top >= counts.sum() and smallest * LOG_COUNT_RATIO < top
+    return HistSpec(scale, edges, counts, "log" if skewed else "linear", notes)
+
+
+def _draw_hist(ax, spec: HistSpec) -> None:
+    ax.hist(spec.edges[:-1], bins=spec.edges, weights=spec.counts, color=BAR_COLOR,
+            log=spec.count_scale == "log")
+    if spec.scale == "log":
+        ax.set_xscale("log")
+    elif spec.scale == "symlog":
+        ax.set_xscale("symlog", linthresh=spec.linthresh, linscale=spec.linscale)
+        first = math.ceil(math.log10(spec.linthresh) - 1e-9)
+        last = math.floor(math.log10(spec.edges[-1]) + 1e-9)
+        ax.set_xticks([0.0] + [10.0 ** k for k in range(first, last + 1)])
+    ax.set_xlim(spec.edges[0], spec.edges[-1])
+
+
+def _axis_label(text: str, spec: HistSpec) -> str:
+    parts = ([text] if text else []) + (["log scale"] if spec.scale != "linear" else [])
+    label = ", ".join(parts)
+    if spec.notes:
+        label += (" " if label else "") + "(" + "; ".join(spec.notes) + ")"
+    return label
+
+
+def _draw_thresholds(ax, marks: list[Threshold], spec: HistSpec) -> None:
+    """Dashed vertical lines at the thresholds, with a legend; the axis keeps the
+    histogram's range, and the legend says which thresholds fall outside it."""
+    if not marks:
+        return
+    left, right = spec.edges[0], spec.edges[-1]
+    for i, mark in enumerate(marks):
+        label = f"{mark.param} = {_num(mark.value)}" + (" (default)" if mark.default else "")
+        if not left <= mark.value <= right:
+            label += " (off axis, " + ("left)" if mark.value < left else "right)")
+        ax.axvline(mark.value, color=THRESHOLD_COLORS[i % len(THRESHOLD_COLORS)],
+                   linestyle="--", linewidth=1.3, label=label)
+    ax.set_xlim(left, right)
+    ax.legend(fontsize=7, loc="best", framealpha=0.85)
 
 
 def _heatmap_figure(names: list[str], rho: np.ndarray):
+    """Spearman heatmap; the figure grows with the number of columns and the longest
+    label, and constrained layout keeps every tick label inside it."""
     k = len(names)
-    side = max(4.5, 0.55 * k + 2.5)
-    fig = _new_figure(side + 1, side)
+    labels, blocks, common = _heatmap_labels(names)
+    cell = 0.45 if k <= ANNOTATE_HEATMAP_MAX else 0.3
+    label_in = max(len(label) for label in labels) * HEATMAP_FONT * 0.62 / 72
+    group_in = max([len(b[0]) for b in blocks if b[0]] or [0]) * HEATMAP_FONT * 0.45 / 72
+    fig = _new_figure(max(5.0, k * cell + label_in + 2.0),
+                      max(4.5, k * cell + 0.9 * label_in + group_in + 1.0))
     ax = fig.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(rho), cmap="RdBu_r", vmin=-1, vmax=1)
-    labels = [_shorten(n, 32) for n in names]
-    ax.set_xticks(range(k), labels, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(k), labels, fontsize=8)
+    ax.set_xticks(range(k), labels, rotation=60, ha="right", rotation_mode="anchor",
+                  fontsize=HEATMAP_FONT)
+    ax.set_yticks(range(k), labels, fontsize=HEATMAP_FONT)
     if k <= ANNOTATE_HEATMAP_MAX:
         for i in range(k):
             for j in range(k):
@@ -546,9 +753,159 @@ def _heatmap_figure(names: list[str], rho: np.ndarray):
                     color = "white" if abs(rho[i, j]) > 0.6 else "black"
                     ax.text(j, i, f"{rho[i, j]:.2f}", ha="center", va="center", fontsize=7,
                             color=color)
+    if len(blocks) > 1:
+        for _, first, _ in blocks[1:]:
+            ax.axhline(first - 0.5, color="white", linewidth=2)
+            ax.axvline(first - 0.5, color="white", linewidth=2)
+        top = ax.secondary_xaxis("top")
+        named = [b for b in blocks if b[0]]
+        top.set_xticks([(first + last) / 2 for _, first, last in named],
+                       [name for name, _, _ in named], rotation=45, ha="left",
+                       rotation_mode="anchor", fontsize=HEATMAP_FONT)
+        top.tick_params(length=0)
     fig.colorbar(image, ax=ax, label="Spearman rho", shrink=0.8)
-    ax.set_title("Spearman rank correlation")
+    ax.set_title("Spearman rank correlation" + (f" (columns of `{common}`)" if common else ""))
     return fig
+
+
+def _heatmap_labels(names: list[str]) -> tuple[list[str], list[tuple[str, int, int]], str]:
+    """Tick labels, scorer blocks and the one scorer all columns share (else "").
+
+    A column's scorer is the longest registered scorer name it starts with. Its label
+    drops that prefix when no other column would get the same label (the blocks,
+    named above the heatmap, say which scorer it is); columns of one scorer are
+    labelled by their signals alone and the scorer goes in the title. Blocks are runs
+    of adjacent columns of the same scorer: (scorer or "", first index, last index).
+    """
+    owners = [_owner(name) for name in names]
+    short = [name[len(o) + 1:] if o else name for name, o in zip(names, owners, strict=True)]
+    taken = set(names)
+    labels = [s if (short.count(s) == 1 and (s == n or s not in taken)) else n
+              for s, n in zip(short, names, strict=True)]
+    labels = [_shorten_middle(label, HEATMAP_LABEL_WIDTH) for label in labels]
+    blocks: list[tuple[str, int, int]] = []
+    for i, owner in enumerate(owners):
+        if blocks and blocks[-1][0] == owner and owner:
+            blocks[-1] = (owner, blocks[-1][1], i)
+        else:
+            blocks.append((owner, i, i))
+    common = owners[0] if len(blocks) == 1 and owners[0] else ""
+    return labels, blocks, common
+
+
+def _owner(column: str) -> str:
+    """The longest registered scorer name that ``column`` starts with (plus "_"), or ""."""
+    try:
+        scorers = SCORERS.names()
+    except Exception:  # noqa: BLE001 - a broken plugin only costs the grouping
+        return ""
+    matches = [s for s in scorers if column.startswith(s + "_")]
+    return max(matches, key=len) if matches else ""
+
+
+# --- rule thresholds --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One rule threshold drawn on a signal's histogram."""
+
+    param: str  #: constructor parameter, e.g. "min_doc_words" or "top_n_grams[2]"
+    value: float
+    default: bool  #: the scorer's default, not a parameter the scores were computed with
+
+
+def _threshold_marks(prefixes: list[str], scorer_params: dict[str, dict] | None,
+                     columns) -> dict[str, list[Threshold]]:
+    """The thresholds of each rule set's signals, keyed by column.
+
+    A rule-set scorer class says which constructor parameters bound which signal in
+    its ``thresholds`` attribute: ``{signal suffix: (parameter, ...)}``; a suffix with
+    ``{n}`` takes a parameter holding ``(n, threshold)`` pairs (one column per n).
+    Values come from ``scorer_params[prefix]`` (the parameters the scores were computed
+    with), else from the constructor's defaults. A value that is not a positive number
+    (None, 0, -1: how the rule sets turn a check off) draws nothing.
+    """
+    columns = set(columns)
+    marks: dict[str, list[Threshold]] = {}
+    for prefix in prefixes:
+        cls = _scorer_class(prefix)
+        bounds = getattr(cls, "thresholds", None)
+        if not isinstance(bounds, dict):
+            continue
+        given = (scorer_params or {}).get(prefix) or {}
+        defaults = _defaults(cls)
+        for suffix, params in bounds.items():
+            for param in params:
+                if param in given:
+                    value, default = given[param], False
+                elif param in defaults:
+                    value, default = defaults[param], True
+                else:
+                    continue
+                if "{n}" in suffix:
+                    found = [(suffix.replace("{n}", str(n)), f"{param}[{n}]", v)
+                             for n, v in _pairs(value)]
+                else:
+                    found = [(suffix, param, value)]
+                for signal, label, v in found:
+                    column = f"{prefix}_{signal}"
+                    if column in columns and _is_threshold(v):
+                        marks.setdefault(column, []).append(Threshold(label, float(v), default))
+    return marks
+
+
+def _scorer_class(name: str):
+    """The class registered as scorer ``name``, or None."""
+    try:
+        return SCORERS.get(name) if name in SCORERS else None
+    except Exception:  # noqa: BLE001 - a scorer that cannot load only loses its lines
+        return None
+
+
+def _defaults(cls) -> dict:
+    import inspect
+
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+
+
+def _pairs(value) -> list[tuple[int, object]]:
+    """``(n, threshold)`` pairs of a parameter like ``top_n_grams``; malformed items skipped."""
+    out = []
+    for item in value if isinstance(value, (list, tuple)) else ():
+        if isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], int) \
+                and not isinstance(item[0], bool):
+            out.append((item[0], item[1]))
+    return out
+
+
+def _is_threshold(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
+
+
+def score_file_params(paths) -> dict[str, dict]:
+    """The parameters each scorer ran with, read from score files' Parquet metadata.
+
+    ``paths``: score files and/or folders of them (as for
+    :func:`curate.scores.load_scores`). Returns ``{scorer name: params}`` for
+    :func:`write_quality_card`'s ``scorer_params``; a file without parameters is skipped.
+    """
+    from curate.scores import read_metadata
+
+    files: list[Path] = []
+    for p in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
+        files += sorted(p.glob("*.parquet")) if p.is_dir() else [p]
+    out = {}
+    for f in files:
+        meta = read_metadata(f)
+        if isinstance(meta.get("params"), dict):
+            out[str(meta.get("scorer") or f.stem)] = meta["params"]
+    return out
 
 
 def _save(out: Path, name: str, draw: Callable, *args) -> str:
@@ -593,6 +950,14 @@ def _slug(name: str) -> str:
 
 def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _shorten_middle(text: str, width: int) -> str:
+    """Keep both ends (a signal's name ends in what distinguishes it)."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
 
 
 def _int(n: int) -> str:

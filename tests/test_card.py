@@ -9,7 +9,18 @@ import pyarrow as pa
 import pytest
 from scipy.stats import spearmanr
 
-from curate.card import _spearman_matrix, write_quality_card
+from curate.card import (
+    TOP_LANGUAGES,
+    Threshold,
+    _heatmap_figure,
+    _hist_spec,
+    _histogram_grid,
+    _language_figure,
+    _spearman_matrix,
+    _threshold_marks,
+    score_file_params,
+    write_quality_card,
+)
 
 N = 300
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -215,3 +226,247 @@ def test_spearman_matrix_matches_scipy_with_missing_values():
         both = np.isfinite(x) & np.isfinite(y)
         assert count[i, j] == both.sum()
         assert math.isclose(rho[i, j], spearmanr(x[both], y[both]).statistic, abs_tol=1e-12)
+
+
+# --- plots: axes chosen from the data, thresholds, labels that fit ----------------------
+
+
+def _bars(ax) -> np.ndarray:
+    return np.array([patch.get_height() for patch in ax.patches])
+
+
+def test_axis_scale_follows_the_data():
+    rng = np.random.default_rng(2)
+    heavy = rng.lognormal(0, 2, 2000)  # positive, about seven decades
+    spec = _hist_spec(heavy)
+    assert spec.scale == "log"
+    assert np.allclose(np.diff(np.log(spec.edges)), np.log(spec.edges[1] / spec.edges[0]))
+    assert (spec.counts > 0).sum() > 20 and spec.counts.max() < 0.2 * len(heavy)
+    assert spec.counts.sum() == len(heavy)
+    narrow = rng.normal(100, 5, 2000)
+    spec = _hist_spec(narrow)
+    assert spec.scale == "linear" and spec.count_scale == "linear" and not spec.notes
+    assert spec.edges[0] == narrow.min() and spec.edges[-1] == narrow.max()
+
+
+def test_heavy_tail_with_zeros_keeps_the_zeros_in_view():
+    """Like c4 sentences or cleaned length: many zeros, then counts over three decades."""
+    rng = np.random.default_rng(3)
+    values = np.r_[np.zeros(300), np.round(rng.lognormal(2, 1.5, 1700))]
+    zeros = int((values == 0).sum())
+    spec = _hist_spec(values)
+    assert spec.scale == "symlog"
+    assert spec.counts[0] == zeros and spec.counts.sum() == len(values)
+    assert (spec.counts[2:] > 0).sum() > 10  # the positive values spread over many bins
+    assert np.all(np.diff(spec.edges[2:]) >= 1)  # integers: no bin narrower than one
+    assert spec.notes == (f"first bar: {zeros:,} at 0",)
+    fig = _histogram_grid({"c4_quality_sentences": values})
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "symlog"
+    assert (_bars(ax) > 0).sum() > 10
+    assert f"first bar: {zeros:,} at 0" in ax.get_xlabel()
+
+
+def test_outliers_are_folded_into_the_last_bin():
+    rng = np.random.default_rng(4)
+    values = np.r_[rng.normal(0, 1, 1000), np.full(5, 1000.0)]  # negative: no log axis
+    spec = _hist_spec(values)
+    assert spec.scale == "linear"
+    assert spec.edges[-1] < 10  # clipped at the 99th percentile, not stretched to 1000
+    assert spec.counts[-1] >= 5 and spec.counts.sum() == len(values)
+    assert (spec.counts > 0).sum() > 20
+    above = int((values > spec.edges[-1]).sum())
+    assert spec.notes == (f"last bin includes {above} above {spec.edges[-1]:.4g}",)
+    # Before: 40 equal bins over [min, 1000] put all but five values in one bar.
+    assert np.histogram(values, 40)[0].max() == 1000
+
+
+def test_one_spike_gets_a_log_count_axis():
+    values = np.r_[np.zeros(1900), np.linspace(0.01, 0.4, 100)]  # a spike, a thin spread
+    spec = _hist_spec(values)
+    assert spec.count_scale == "log"
+    assert (spec.counts > 0).sum() > 10
+    assert _hist_spec(np.arange(100.0)).count_scale == "linear"
+
+
+def test_integer_bins_are_aligned():
+    spec = _hist_spec(np.arange(0, 61, dtype=float))  # 61 integers: two per bin
+    assert np.all(spec.edges == np.round(spec.edges - 0.5) + 0.5)
+    assert set(np.diff(spec.edges)) == {2.0}
+    assert spec.counts.sum() == 61 and spec.counts.max() == 2
+
+
+def test_language_chart_is_log_sorted_with_other():
+    labels = [f"l{i:02d}" for i in range(30)]
+    counts = np.array([5000, 300, 40] + [3] * 27)
+    fig = _language_figure(labels, counts, int(counts.sum()), "langid")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(ticks) == TOP_LANGUAGES + 1
+    assert ticks[:3] == ["l00", "l01", "l02"]
+    assert ticks[-1] == f"other ({30 - TOP_LANGUAGES} languages)"
+    widths = [p.get_width() for p in ax.patches]
+    assert widths[:TOP_LANGUAGES] == sorted(widths[:TOP_LANGUAGES], reverse=True)
+    assert widths[-1] == counts[TOP_LANGUAGES:].sum()
+    texts = [t.get_text() for t in ax.texts]
+    assert "3 (0.06%)" in texts  # every bar has its count written beside it
+
+
+def test_language_chart_in_card(card):
+    path, md, _, _ = card
+    assert "![langid language mix](language_langid.png)" in md
+
+
+def _lines(ax) -> dict[str, float]:
+    out = {}
+    for line in ax.get_lines():
+        xs = line.get_xdata()
+        if len(xs) == 2 and xs[0] == xs[1]:
+            out[line.get_label()] = float(xs[0])
+    return out
+
+
+def test_threshold_lines_at_parameter_values():
+    rng = np.random.default_rng(5)
+    words = rng.integers(1, 3000, 500).astype(float)
+    columns = ["gopher_quality_word_count", "gopher_quality_mean_word_length",
+               "gopher_repetition_dup_line_frac", "c4_quality_sentences"]
+    marks = _threshold_marks(["gopher_quality", "gopher_repetition", "c4_quality"],
+                             {"gopher_quality": {"min_doc_words": 80}}, columns)
+    assert marks["gopher_quality_word_count"] == [
+        Threshold("min_doc_words", 80.0, False), Threshold("max_doc_words", 100000.0, True)]
+    assert [m.value for m in marks["gopher_quality_mean_word_length"]] == [3.0, 10.0]
+    assert marks["c4_quality_sentences"] == [Threshold("min_num_sentences", 5.0, True)]
+    # A check turned off (None, 0, -1) draws nothing.
+    off = _threshold_marks(["gopher_quality", "c4_quality"],
+                           {"gopher_quality": {"min_doc_words": None, "max_doc_words": 0},
+                            "c4_quality": {"min_num_sentences": -1}}, columns)
+    assert "gopher_quality_word_count" not in off and "c4_quality_sentences" not in off
+    fig = _histogram_grid({"gopher_quality_word_count": words}, marks)
+    ax = fig.axes[0]
+    lines = _lines(ax)
+    assert lines["min_doc_words = 80"] == 80
+    assert lines["max_doc_words = 100,000 (default) (off axis, right)"] == 100000
+    assert ax.get_xlim()[1] <= words.max() + 1  # the far threshold does not squash the data
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == list(lines)
+
+
+def test_ngram_thresholds_come_from_pairs():
+    columns = [f"gopher_repetition_dup_{n}_gram_frac" for n in (5, 6)]
+    marks = _threshold_marks(["gopher_repetition"],
+                             {"gopher_repetition": {"dup_n_grams": [[5, 0.25], [6, 0.2]]}},
+                             columns)
+    assert marks == {columns[0]: [Threshold("dup_n_grams[5]", 0.25, False)],
+                     columns[1]: [Threshold("dup_n_grams[6]", 0.2, False)]}
+
+
+def test_threshold_attributes_name_real_parameters_and_columns():
+    import inspect
+
+    from scorers.text.c4 import C4Quality
+    from scorers.text.fineweb import FineWebQuality
+    from scorers.text.gopher import GopherQuality, GopherRepetition
+
+    batch = pa.table({"text": ["The cat sat on the mat. It was a good day to be a cat.\n"
+                               "And the dog was there with the cat, too. It sat.\n" * 3]})
+    for cls in (GopherQuality, GopherRepetition, C4Quality, FineWebQuality):
+        params = inspect.signature(cls.__init__).parameters
+        out = cls().score_batch(batch).column_names
+        assert cls.thresholds, cls.__name__
+        for suffix, names in cls.thresholds.items():
+            for name in names:
+                assert name in params, (cls.__name__, name)
+                pairs = params[name].default if "{n}" in suffix else [(None, None)]
+                for n, _ in pairs:
+                    column = f"{cls.name}_{suffix.replace('{n}', str(n))}"
+                    assert column in out, (cls.__name__, column)
+
+
+def test_card_lists_thresholds_and_their_source(card, tmp_path):
+    _, md, scores, lengths = card
+    section = md.split("## Score distributions", 1)[1].split("## Correlations", 1)[0]
+    assert "| `gopher_quality_word_count` | `min_doc_words` | 50 | scorer default |" in section
+    assert "not given the parameters that `gopher_quality` ran with" in section
+    again = write_quality_card(scores, tmp_path, title="x", text_lengths=lengths,
+                               scorer_params={"gopher_quality": {"min_doc_words": 120}})
+    section = again.read_text(encoding="utf-8").split("## Score distributions", 1)[1]
+    assert "| `gopher_quality_word_count` | `min_doc_words` | 120 | scores' parameters |" \
+        in section
+    assert "| `gopher_quality_word_count` | `max_doc_words` | 100,000 | scorer default |" \
+        in section
+    assert "not given the parameters" not in section
+
+
+def test_score_file_params_reads_parquet_metadata(tmp_path):
+    from curate.scores import save_scores
+
+    table = pa.table({"id": [0, 1], "gopher_quality_word_count": [10, 20]})
+    save_scores({"gopher_quality": table}, tmp_path,
+                {"gopher_quality": {"scorer": "gopher_quality",
+                                    "params": {"min_doc_words": 7}}})
+    save_scores({"langid": pa.table({"id": [0, 1]})}, tmp_path)  # no params stored
+    assert score_file_params(tmp_path) == {"gopher_quality": {"min_doc_words": 7}}
+    assert score_file_params([tmp_path / "gopher_quality.parquet"]) == {
+        "gopher_quality": {"min_doc_words": 7}}
+
+
+def _outside(fig, artists) -> list[str]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    bad = []
+    for text in artists:
+        if not text.get_text():
+            continue
+        ext = text.get_window_extent(renderer)
+        if ext.x0 < box.x0 - 1 or ext.y0 < box.y0 - 1 or ext.x1 > box.x1 + 1 \
+                or ext.y1 > box.y1 + 1:
+            bad.append(text.get_text())
+    return bad
+
+
+def test_heatmap_labels_fit_and_drop_prefixes():
+    names = ([f"gopher_repetition_dup_{n}_gram_frac" for n in range(5, 11)]
+             + ["gopher_quality_word_count", "gopher_quality_mean_word_length",
+                "fineweb_quality_line_punct_ratio", "fineweb_quality_char_dup_ratio",
+                "c4_quality_sentences", "langid_confidence"]
+             + [f"a_very_long_unregistered_column_name_number_{i}_of_many" for i in range(14)])
+    k = len(names)
+    rho = np.eye(k)
+    fig = _heatmap_figure(names, rho)
+    ax = fig.axes[0]
+    xticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert xticks[0] == "dup_5_gram_frac" and xticks[6] == "word_count"
+    assert xticks[11] == "confidence"
+    assert all(len(t) <= 36 for t in xticks)
+    assert len(set(xticks)) == k  # shortened, still distinct
+    texts = ax.get_xticklabels() + ax.get_yticklabels()
+    groups = ax.child_axes  # the scorer names above the heatmap
+    group_texts = [t for a in groups for t in a.get_xticklabels() if t.get_text()]
+    assert {t.get_text() for t in group_texts} >= {"gopher_repetition", "gopher_quality",
+                                                   "fineweb_quality", "c4_quality", "langid"}
+    assert _outside(fig, texts + group_texts) == []
+
+
+def test_heatmap_keeps_full_names_when_suffixes_clash():
+    names = ["gopher_quality_word_count", "c4_quality_word_count", "langid_confidence"]
+    fig = _heatmap_figure(names, np.eye(3))
+    ax = fig.axes[0]
+    xticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert xticks == ["gopher_quality_word_count", "c4_quality_word_count", "confidence"]
+    assert _outside(fig, ax.get_xticklabels() + ax.get_yticklabels()) == []
+
+
+def test_heatmap_of_one_scorer_names_it_in_the_title():
+    names = ["gopher_quality_word_count", "gopher_quality_token_count",
+             "gopher_quality_stop_words"]
+    fig = _heatmap_figure(names, np.eye(3))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["word_count", "token_count",
+                                                            "stop_words"]
+    assert "gopher_quality" in ax.get_title()
