@@ -35,7 +35,10 @@ def _progress() -> bool:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="curate")
-def cli():
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
+              help="Import MODULE first so that the scorers and filters it registers can be "
+              "used (repeatable). Installed plugins register through entry points.")
+def cli(plugins):
     """Score, filter, tag and write training data, reproducibly.
 
     \b
@@ -43,13 +46,27 @@ def cli():
     curate score docs.jsonl --scorer gopher_quality --scorer c4_quality -o scores/
     curate filter scores/ --rules gopher_quality --where "c4_quality_keep" -o sel.parquet
     curate apply docs.jsonl --selection sel.parquet -o kept.jsonl.gz --rejected rej.jsonl.gz
+    curate scorers          # every scorer with its parameters
     """
+    from curate.core.registry import load_plugins
+
+    load_plugins(plugins)
+
+
+def _context(data, out, *, id_column="id", text_column="text", workers=1, batch_size=None,
+             **source_options):
+    from curate.steps import Context
+
+    return Context(source=data, out=Path(out), text_column=text_column, workers=workers,
+                   batch_size=batch_size, progress=_progress(),
+                   source_options={"id_column": id_column, **source_options})
 
 
 @cli.command()
 @click.argument("data")
 @click.option("--scorer", "-s", "scorers", multiple=True, required=True,
-              help="NAME or NAME:key=value,key=value (repeatable).")
+              help="NAME or NAME:key=value,key=value; lists as key=a;b;c (repeatable; "
+              "`curate scorers` lists every scorer's parameters).")
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False),
               help="Folder for <scorer>.parquet score tables.")
 @click.option("--workers", "-j", default=1, show_default=True,
@@ -64,17 +81,15 @@ def score(data, scorers, output, workers, batch_size, id_column, text_column, ma
     curate score 'shards/*.parquet' -s minhash:ngram=5,bands=16 -s langid -j 2 -o scores/
     curate score docs.jsonl -s fasttext_quality:model=quality.bin -o scores/
     """
-    from curate.executor import LocalExecutor, score_source
-    from curate.io import Source
     from curate.core.registry import make_scorer
-    from curate.scores import save_scores
+    from curate.steps import ScoreStep
 
-    built = [make_scorer(spec).with_text_column(text_column) for spec in scorers]
-    source = Source(data, id_column=id_column, max_doc_bytes=max_doc_bytes)
-    tables = score_source(built, source, executor=LocalExecutor(workers),
-                          batch_size=batch_size, progress=_progress())
-    meta = {s.name: {"scorer": s.name, "params": s.params(), "source": data} for s in built}
-    for path in save_scores(tables, output, meta):
+    ctx = _context(data, output, id_column=id_column, text_column=text_column,
+                   workers=workers, batch_size=batch_size, max_doc_bytes=max_doc_bytes)
+    ctx.force = True  # the command line always scores anew
+    step = ScoreStep([make_scorer(spec) for spec in scorers], folder=".")
+    step.run(ctx)
+    for path in step.outputs(ctx):
         click.echo(f"wrote {path}")
 
 
@@ -90,46 +105,86 @@ def score(data, scorers, output, workers, batch_size, id_column, text_column, ma
 @click.option("--seed", default=0, show_default=True, help="Seed for --random.")
 @click.option("--tag", "tags", nargs=2, multiple=True, metavar="TAG PREDICATE",
               help="Tag examples matching PREDICATE (first match wins; repeatable).")
+@click.option("--step", "specs", multiple=True, metavar="NAME:key=value,...",
+              help="Any registered filter with its parameters, e.g. ccs:by=el2n,fraction=0.3 "
+              "or curriculum:by=aum (repeatable; `curate filters` lists them).")
+@click.option("--data", help="The dataset, for filters that need its columns (balance=label).")
 @click.option("--id-column", default="id", show_default=True)
 @click.option("--output", "-o", required=True, help="Selection file (.parquet).")
 def filter_cmd(scores, rules, wheres, fraction, by, lowest, random_fraction, seed, tags,
-               id_column, output):
+               specs, data, id_column, output):
     """Select examples from score tables (files or folders); write a selection.
 
-    Steps run in this order: --rules, --where, --keep/--by, --random, --tag; each
-    sees only what the previous ones kept.
+    Steps run in this order: --rules, --where, --keep/--by, --random, --step, --tag;
+    each sees only what the previous ones kept.
 
     \b
     curate filter scores/ --rules gopher_quality --rules c4_quality -o sel.parquet
     curate filter scores/ --where "fasttext_quality_hq > 0.5" -o sel.parquet
     curate filter scores/ --keep 0.5 --by fasttext_quality_hq -o sel.parquet
+    curate filter scores/ --step ccs:by=el2n,fraction=0.3,balance=label --data d.parquet \\
+        -o sel.parquet
     curate filter scores/ --tag non_en "langid_language <> 'en'" -o sel.parquet
     """
-    import filters
-    from curate.io import write_table
-    from curate.core.tables import join_scores
-    from curate.scores import load_scores
+    from curate.core.registry import parse_spec
     from curate.core.tables import counts
+    from curate.io import write_table
+    from curate.scores import load_scores
+    from curate.steps import FilterStep
 
-    steps = [filters.Rules(list(rules))] if rules else []
-    steps += [filters.Where(w) for w in wheres]
+    steps = [FilterStep("rules", {"scorers": list(rules)})] if rules else []
+    steps += [FilterStep("where", {"predicate": w}) for w in wheres]
     if (fraction is None) != (by is None):
         raise CurateError("--keep and --by go together")
     if fraction is not None:
-        steps.append(filters.KeepFraction(by, fraction, keep="bottom" if lowest else "top"))
+        steps.append(FilterStep("keep_fraction", {"by": by, "fraction": fraction,
+                                                  "keep": "bottom" if lowest else "top"}))
     if random_fraction is not None:
-        steps.append(filters.RandomSubset(random_fraction, seed=seed))
+        steps.append(FilterStep("random", {"fraction": random_fraction, "seed": seed}))
+    steps += [FilterStep(*parse_spec(spec, "filter")) for spec in specs]
     if tags:
-        steps.append(filters.Tag(list(tags)))
+        steps.append(FilterStep("tag", {"rules": list(tags)}))
     if not steps:
-        raise CurateError("give at least one of --rules, --where, --keep, --random, --tag")
-    joined = join_scores(load_scores(scores), id_column)
-    selection = filters.select(joined, steps, id_column=id_column)
-    write_table(selection, output)
-    c = counts(selection)
+        raise CurateError("give at least one of --rules, --where, --keep, --random, --step, "
+                          "--tag")
+    ctx = _context(data, ".", id_column=id_column)
+    ctx.scores = load_scores(scores)
+    if data is None and any(getattr(s.filter, "balance", None) for s in steps):
+        raise CurateError("a class-balanced filter (balance=...) needs --data to read labels")
+    for step in steps:
+        step.run(ctx)
+    write_table(ctx.selection, output)
+    c = counts(ctx.selection)
     click.echo(f"kept {c['kept']} of {c['input']}; wrote {output}")
     for reason, n in c["dropped_by_reason"].items():
         click.echo(f"  dropped {n}: {reason}")
+
+
+def _print_components(kind: str) -> None:
+    from curate.core import registry
+
+    for name, obj in getattr(registry, kind.upper()).items():
+        doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
+        click.echo(name + (f"  {doc[0]}" if doc else ""))
+        for p in registry.describe(obj):
+            default = "required" if p["required"] else f"default {p['default']!r}"
+            click.echo(f"    {p['name']}" + (f" ({p['type']})" if p["type"] else "") +
+                       f": {default}")
+
+
+@cli.command()
+def scorers():
+    """List every registered scorer with its parameters, types and defaults.
+
+    Give parameters as NAME:key=value,key=value; list values as key=a;b;c.
+    """
+    _print_components("scorers")
+
+
+@cli.command(name="filters")
+def filters_cmd():
+    """List every registered filter with its parameters, types and defaults."""
+    _print_components("filters")
 
 
 @cli.command()
@@ -157,9 +212,9 @@ def apply(data, selection, output, rejected, everything, tag_as, tag_format, tra
     """
     import pyarrow.parquet as pq
 
+    from curate.core.registry import make_scorer
     from curate.io import Source
     from curate.materialize import ApplyOptions, write_applied
-    from curate.core.registry import make_scorer
 
     try:
         sel = pq.read_table(selection)
@@ -256,21 +311,23 @@ def inspect(data, score_paths, scorers, output, workers, id_column, text_column,
     """
     import pyarrow.compute as pc
 
-    from curate.card import write_quality_card
-    from curate.executor import LocalExecutor, score_source
-    from curate.io import Source
+    from curate.card import score_file_params, write_quality_card
     from curate.core.registry import make_scorer
     from curate.core.tables import join_scores
+    from curate.executor import LocalExecutor, score_source
+    from curate.io import Source
     from curate.scores import load_scores
 
     source = Source(data, id_column=id_column, max_doc_bytes=max_doc_bytes)
     if score_paths:
         tables = load_scores(score_paths)
+        params = score_file_params(score_paths)
     else:
         built = [make_scorer(s).with_text_column(text_column)
                  for s in (scorers or DEFAULT_INSPECT)]
         tables = score_source(built, source, executor=LocalExecutor(workers),
                               progress=_progress())
+        params = {s.name: s.params() for s in built}
     table = source.read_all([text_column])
     lengths = None  # a dataset without text (e.g. builtin:mnist1d) has no length section
     if text_column in table.column_names:
@@ -278,7 +335,8 @@ def inspect(data, score_paths, scorers, output, workers, id_column, text_column,
     card = write_quality_card(join_scores(tables, id_column), output, title=f"Quality card: "
                               f"{data}", text_lengths=lengths,
                               source_info={**source.describe(),
-                                           "fingerprint": source.fingerprint()})
+                                           "fingerprint": source.fingerprint()},
+                              scorer_params=params)
     click.echo(f"wrote {card}")
 
 
@@ -377,8 +435,8 @@ def curriculum_cmd(data, test_data, score_spec, lower_is_harder, orderings, paci
         --pacing linear --budget 300 --budget 3000 --model cnn1d --optimizer adam \\
         --lr 0.01 --batch-size 100 -o curriculum/
     """
-    from curate.experiment import curriculum_sweep
     from curate.core.registry import parse_spec
+    from curate.experiment import curriculum_sweep
     from curate.train import TrainConfig
 
     score, params = parse_spec(score_spec)

@@ -38,7 +38,7 @@ def recipe(tmp_path, docs_file):
 
 def _outputs(run_dir):
     return {p.relative_to(run_dir).as_posix(): p.read_bytes() for p in sorted(run_dir.rglob("*"))
-            if p.is_file() and p.name not in ("manifest.json", ".state.json")}
+            if p.is_file() and p.name != "manifest.json"}
 
 
 def test_run_writes_outputs_and_manifest(recipe, tmp_path):
@@ -62,7 +62,7 @@ def test_rerun_reuses_and_is_byte_identical(recipe, tmp_path):
     run_recipe(recipe, tmp_path / "a", log=lambda s: None)
     first = _outputs(tmp_path / "a")
     again = run_recipe(recipe, tmp_path / "a", log=lambda s: None)
-    assert again["steps"][0]["reused"] == ["exact_dup", "minhash"]
+    assert again["steps"][0]["reused"] is True
     assert again["steps"][-1]["reused"] is True
     assert _outputs(tmp_path / "a") == first
     run_recipe(recipe, tmp_path / "b", log=lambda s: None)
@@ -73,17 +73,17 @@ def test_changed_step_is_recomputed(recipe, tmp_path):
     run_recipe(recipe, tmp_path / "run", log=lambda s: None)
     recipe.write_text(RECIPE.replace("ngram: 3", "ngram: 2"))
     again = run_recipe(recipe, tmp_path / "run", log=lambda s: None)
-    assert again["steps"][0]["reused"] == ["exact_dup"]
+    assert again["steps"][0]["reused_scores"] == ["exact_dup"]
     assert again["steps"][0]["computed"] == ["minhash"]
 
 
 @pytest.mark.parametrize("edit, message", [
     (("  - filter: {rules: [exact_dup]}", "  - filter: {rulez: [exact_dup]}"),
-     r"small.yaml:7: unknown key 'rulez' in step 2 \(filter\)"),
+     r"small.yaml:7: step 2 \(filter\): unknown filter 'rulez'"),
     (("seed: 3", "seed: 3\nsead: 4"), r"small.yaml:4: unknown key 'sead' in recipe"),
     (("seed: 3", "seed: three"), r"small.yaml:3: recipe.seed must be int"),
     (("scorers: [exact_dup,", "scorers: [no_such,"), r"unknown scorer 'no_such'"),
-    (("tag_as: column", "tag_as: sideways"), r"small.yaml:15: .*tag_as must be 'column' or"),
+    (("tag_as: column", "tag_as: sideways"), r"small.yaml:\d+: step 5 \(apply\): .*tag_as"),
     (("  - apply:", "  - aply:"), r"small.yaml:12: unknown step type 'aply'"),
     (("source: docs.jsonl", "source: [docs.jsonl"), r"small.yaml:\d+: invalid YAML"),
 ])
@@ -141,11 +141,11 @@ def test_experiment_step_runs_the_sweep_and_a_rerun_trains_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (("kind: prune-sweep", "kind: sweep"), r"diet.yaml:4: step 1 \(experiment\) needs kind"),
+    (("kind: prune-sweep", "kind: sweep"), r"diet.yaml:4: step 1 \(experiment\): unknown experiment 'sweep'"),
     (("[random, el2n-hard]", "[random, el2n-sideways]"), r"diet.yaml:8: .*bad method"),
     (("[random, el2n-hard]", "[random, nope-hard]"), r"unknown scorer 'nope'"),
     (("seeds: 2", "seeds: 2\n      pacings: [linear]"),
-     r"diet.yaml:\d+: unknown key 'pacings' in step 1 \(experiment\) \(prune-sweep\)"),
+     r"diet.yaml:\d+: step 1 \(experiment\): experiment 'prune-sweep' has no parameter 'pacings'"),
     (("      test: builtin:digits:split=test\n", ""), r"missing required key 'test'"),
 ])
 def test_bad_experiment_step_fails_before_running(tmp_path, edit, message):
@@ -160,3 +160,31 @@ def test_bad_experiment_step_fails_before_running(tmp_path, edit, message):
                          ids=lambda p: p.name)
 def test_shipped_recipes_validate(path):
     validate(path, read_yaml(path))
+
+
+@pytest.mark.parametrize("edit, message", [
+    ((RECIPE[RECIPE.index("  - filter"):RECIPE.index("  - apply")], ""),
+     r"small.yaml:\d+: step 2 \(apply\): an apply step needs a filter or tag step before it"),
+    (("  - filter: {rules: [exact_dup]}", "  - filter: {where: \"no_such_column > 1\"}"),
+     r"small.yaml:7: step 2 \(filter\): predicate 'no_such_column > 1' names a column no "
+     r"earlier step writes"),
+    (("{name: minhash, ngram: 3", "{name: minhash, ngram: abc"),
+     r"small.yaml:\d+: step 1 \(score\): minhash: ngram must be"),
+    (("{name: minhash, ngram: 3", "{name: minhash, ngrm: 3"),
+     r"small.yaml:\d+: step 1 \(score\): scorer 'minhash' has no parameter 'ngrm' "
+     r"\(did you mean 'ngram'\?\)"),
+    (("kept: out/kept.jsonl.gz", "kept: ../../escaped.jsonl"), r"outside the run folder"),
+])
+def test_recipe_mistakes_are_found_before_anything_runs(recipe, tmp_path, edit, message):
+    assert edit[0] in RECIPE
+    recipe.write_text(RECIPE.replace(*edit))
+    with pytest.raises(CurateError, match=message):
+        run_recipe(recipe, tmp_path / "run", log=lambda s: None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_outputs_outside_the_run_folder_need_an_explicit_opt_in(recipe, tmp_path):
+    recipe.write_text("allow_outside_outputs: true\n" + RECIPE.replace(
+        "kept: out/kept.jsonl.gz", f"kept: {tmp_path / 'elsewhere' / 'kept.jsonl'}"))
+    run_recipe(recipe, tmp_path / "run", log=lambda s: None)
+    assert (tmp_path / "elsewhere" / "kept.jsonl").exists()

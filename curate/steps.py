@@ -1,0 +1,500 @@
+"""Steps: the one model behind the command line, the Python API and recipes.
+
+A step is a small object with one job: :class:`FitStep`, :class:`ScoreStep`,
+:class:`FilterStep` (tagging and curricula are filters too), :class:`ApplyStep` and
+:class:`ExperimentStep`. Each is built (and so validated) before anything runs,
+has a :meth:`Step.config` that its fingerprint hashes, and one :meth:`Step.run` over
+a :class:`Context`: the source, the run folder, and the score tables and selection of
+the steps before it. ``curate score``, ``curate filter``, ``curate apply``,
+``curate experiment`` and every recipe step build these same objects.
+
+Fingerprints chain: a step's fingerprint hashes the previous step's, its own
+configuration, the content hashes of the files it reads and curate's version. A
+finished step's record is kept in the run folder's content cache
+(``<out>/.cache/<fingerprint>.json``); a re-run whose fingerprint matches, and whose
+outputs still exist, reuses it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+import curate
+from curate.core.cache import Cache
+from curate.core.errors import CurateError
+from curate.core.filter import Filter
+from curate.core.hashing import file_hash, fingerprint
+from curate.core.registry import EXPERIMENTS, SCORERS, accepted, build
+from curate.core.scorer import FittedScorer, Scorer
+from curate.core.tables import counts, join_scores, new_selection
+
+
+@dataclass
+class Context:
+    """What steps read and write.
+
+    Attributes:
+        source: the dataset spec (path, glob, ``builtin:NAME``) or an in-memory table.
+        out: the run folder; relative outputs resolve inside it.
+        source_options: keyword arguments for :class:`curate.io.Source` (``id_column``,
+            ``max_doc_bytes``, ...).
+        text_column: the text column scorers read (default ``"text"``).
+        workers, batch_size, seed: execution settings (``seed`` seeds filters and fits
+            that take one and were given none).
+        force: recompute every step instead of reusing finished ones.
+        resolve: maps an input spec to a path (recipes resolve relative to the recipe
+            file, or to the run folder for files the run produced).
+        scores: score tables computed or read so far, by scorer name.
+        selection: the selection built so far (None before the first filter step).
+    """
+
+    source: object
+    out: Path
+    source_options: dict = field(default_factory=dict)
+    text_column: str = "text"
+    workers: int = 1
+    batch_size: int | None = None
+    seed: int = 0
+    force: bool = False
+    progress: bool = False
+    resolve: Callable[[str], str] = str
+    scores: dict = field(default_factory=dict)
+    selection: pa.Table | None = None
+    _fingerprint: str | None = None
+
+    @property
+    def id_column(self) -> str:
+        return self.source_options.get("id_column", "id")
+
+    def open(self, spec=None, **extra):
+        """A :class:`curate.io.Source` over ``spec`` (default: the context's source)."""
+        from curate.io import Source
+
+        return Source(self.source if spec is None else spec, **{**self.source_options, **extra})
+
+    def source_fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = self.open().fingerprint()
+        return self._fingerprint
+
+    def rel(self, path) -> str:
+        """``path`` relative to the run folder when inside it (records stay comparable
+        between run folders)."""
+        path = Path(path)
+        try:
+            return path.relative_to(self.out).as_posix()
+        except ValueError:
+            return str(path)
+
+    def joined(self) -> pa.Table:
+        if not self.scores:
+            raise CurateError("a filter or tag step needs score tables: run a score step "
+                              "first or pass --scores")
+        return join_scores(self.scores, self.id_column)
+
+
+class Step:
+    """Base class: ``kind``, :meth:`config` (hashed into the fingerprint), :meth:`run`."""
+
+    kind = ""
+
+    def config(self, ctx: Context) -> dict:  # pragma: no cover - abstract
+        """Everything the step's result depends on besides earlier steps, as plain data."""
+        raise NotImplementedError
+
+    def outputs(self, ctx: Context) -> list[Path]:
+        """Files the step writes (a reused step needs them all to exist)."""
+        return []
+
+    def run(self, ctx: Context) -> dict:  # pragma: no cover - abstract
+        """Do the work; return the record kept in the manifest."""
+        raise NotImplementedError
+
+    def restore(self, ctx: Context, record: dict) -> None:
+        """Put a reused step's results back into ``ctx`` (default: nothing to restore)."""
+
+
+def run_steps(steps: list[Step], ctx: Context, *, log=None) -> list[dict]:
+    """Run ``steps`` in order over ``ctx``; reuse finished ones; return their records.
+
+    Each record has ``step``, ``type``, ``fingerprint``, ``reused`` and ``seconds``
+    besides what the step reported.
+    """
+    import time
+
+    cache = Cache(ctx.out / ".cache")
+    chain = fingerprint([ctx.source_fingerprint(), curate.__version__])
+    records = []
+    for number, step in enumerate(steps, start=1):
+        chain = fingerprint([chain, step.kind, step.config(ctx)])
+        started = time.perf_counter()
+        previous = None if ctx.force else cache.get_json(chain)
+        if previous is not None and all(p.exists() for p in step.outputs(ctx)):
+            step.restore(ctx, previous)
+            record = {**previous, "reused": True}
+        else:
+            record = {**step.run(ctx), "reused": False}
+            cache.put_json(chain, record)
+        record = {"step": number, "type": step.kind, "fingerprint": chain, **record,
+                  "seconds": round(time.perf_counter() - started, 3)}
+        records.append(record)
+        if log is not None:
+            log(summary(record))
+    return records
+
+
+def summary(record: dict) -> str:
+    """One line about a finished step, e.g. ``step 3 filter: dropped 40; kept 160/200; 0.1s``."""
+    bits = []
+    if record.get("reused") is True:
+        bits.append("reused")
+    for key in ("computed", "reused_scores"):
+        if record.get(key):
+            bits.append(f"{key.replace('_scores', '')} {', '.join(record[key])}")
+    if record.get("runs"):
+        bits.append(f"{record['runs']['trained']} runs trained, {record['runs']['reused']} "
+                    "reused")
+    if "dropped_here" in record:
+        bits.append(f"dropped {sum(record['dropped_here'].values())}")
+    if record.get("counts"):
+        bits.append(f"kept {record['counts']['kept']}/{record['counts']['input']}")
+    bits.append(f"{record['seconds']:.1f}s")
+    return f"step {record['step']} {record['type']}: {'; '.join(bits)}"
+
+
+# -- fit ----------------------------------------------------------------------------------
+class FitStep(Step):
+    """Fit a model-backed scorer on named text datasets and save its model.
+
+    Args:
+        scorer: a registered :class:`FittedScorer` name (``fasttext_quality``, ``perplexity``).
+        data: the fit's text arguments, e.g. ``{"positive": "good.jsonl", "negative":
+            "bad.jsonl"}`` (each a dataset spec).
+        save: the model file, relative to the run folder.
+        params: keyword arguments of the scorer's ``fit`` (``seed`` defaults to the run's).
+    """
+
+    kind = "fit"
+
+    def __init__(self, scorer: str, data: dict, save: str, params: dict | None = None):
+        cls = SCORERS.get(scorer)
+        if not (isinstance(cls, type) and issubclass(cls, FittedScorer)):
+            raise CurateError(f"scorer {scorer!r} has no fit step (it is not model-backed)")
+        if not isinstance(data, dict) or not data:
+            raise CurateError(f"fit {scorer}: data must map the fit's arguments to datasets")
+        self.scorer, self.cls, self.data, self.save = scorer, cls, dict(data), save
+        self.params = dict(params or {})
+        known = accepted(cls.fit)
+        for key in [*self.data, *self.params]:
+            if key not in known:
+                raise CurateError(f"fit {scorer}: unknown argument {key!r}; fit takes: "
+                                  f"{', '.join(known)}")
+
+    def config(self, ctx):
+        return {"scorer": self.scorer, "params": self._params(ctx), "save": self.save,
+                "data": {k: ctx.open(ctx.resolve(v)).fingerprint() for k, v in self.data.items()}}
+
+    def _params(self, ctx) -> dict:
+        if "seed" in accepted(self.cls.fit) and "seed" not in self.params:
+            return {**self.params, "seed": ctx.seed}
+        return self.params
+
+    def outputs(self, ctx):
+        return [ctx.out / self.save]
+
+    def run(self, ctx):
+        texts = {key: _texts(ctx, ctx.resolve(spec)) for key, spec in self.data.items()}
+        try:
+            scorer = self.cls().fit(**texts, **self._params(ctx))
+        except TypeError as exc:
+            raise CurateError(f"fit {self.scorer}: bad data or params: {exc}") from None
+        target = ctx.out / self.save
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scorer.save(target)
+        return {"outputs": [ctx.rel(target)], "params": self._params(ctx)}
+
+
+def _texts(ctx: Context, spec: str) -> list[str]:
+    source = ctx.open(spec, required_columns=(ctx.text_column,), check_unique_ids=False)
+    column = source.read_all([ctx.text_column]).column(ctx.text_column)
+    return ["" if t is None else t for t in column.to_pylist()]
+
+
+# -- score --------------------------------------------------------------------------------
+class ScoreStep(Step):
+    """Score the source with registered scorers; write ``<folder>/<scorer>.parquet``.
+
+    Args:
+        scorers: ``(name, params)`` pairs or scorer objects. A parameter value that is a
+            file produced by an earlier step (a fit step's model) is resolved by
+            ``ctx.resolve`` when the step runs.
+        folder: where the tables go, relative to the run folder (default ``scores``).
+
+    Each table is reused when its file holds the same fingerprint (source, scorer,
+    parameters, model file hash, curate version), so a re-run recomputes only what
+    changed.
+    """
+
+    kind = "score"
+
+    def __init__(self, scorers: list, folder: str | Path = "scores"):
+        self.specs = [s if isinstance(s, Scorer) else (s[0], dict(s[1])) for s in scorers]
+        if not self.specs:
+            raise CurateError("a score step needs at least one scorer")
+        names = [s.name if isinstance(s, Scorer) else s[0] for s in self.specs]
+        if len(set(names)) != len(names):
+            raise CurateError(f"a scorer is listed twice: {', '.join(names)}")
+        self.folder = Path(folder)
+        for spec in self.specs:  # validate parameters now, before anything runs
+            if not isinstance(spec, Scorer):
+                name, params = spec
+                SCORERS.get(name)
+                deferred = {k for k, v in params.items() if k == "model"}
+                build(SCORERS, name, {k: v for k, v in params.items() if k not in deferred})
+
+    def build(self, ctx) -> list[Scorer]:
+        out = []
+        for spec in self.specs:
+            if isinstance(spec, Scorer):
+                out.append(spec.with_text_column(ctx.text_column))
+                continue
+            name, params = spec
+            if isinstance(params.get("model"), str) and issubclass(SCORERS.get(name),
+                                                                    FittedScorer):
+                params = {**params, "model": ctx.resolve(params["model"])}
+            out.append(build(SCORERS, name, params).with_text_column(ctx.text_column))
+        return out
+
+    def config(self, ctx):
+        # Parameters as written plus model content hashes, never run-folder paths, so that
+        # two run folders compare byte for byte.
+        return {"scorers": [_scorer_config(s, ctx) for s in self.specs],
+                "folder": str(self.folder), "text_column": ctx.text_column}
+
+    def outputs(self, ctx):
+        return [self._path(ctx, s.name if isinstance(s, Scorer) else s[0]) for s in self.specs]
+
+    def _path(self, ctx, name: str) -> Path:
+        return ctx.out / self.folder / f"{name}.parquet"
+
+    def run(self, ctx):
+        from curate.executor import LocalExecutor, score_source
+        from curate.scores import load_scores, read_metadata, save_scores
+
+        todo, reused = [], []
+        for spec, scorer in zip(self.specs, self.build(ctx)):
+            fp = fingerprint([ctx.source_fingerprint(), _scorer_config(spec, ctx),
+                              ctx.text_column, curate.__version__])
+            path = self._path(ctx, scorer.name)
+            if not ctx.force and path.exists() and read_metadata(path).get("fingerprint") == fp:
+                reused.append(scorer.name)
+                ctx.scores.update(load_scores(path))
+                continue
+            todo.append((scorer, {"fingerprint": fp, "scorer": scorer.name,
+                                  "params": _scorer_config(spec, ctx)["params"],
+                                  "source_fingerprint": ctx.source_fingerprint()}))
+        if todo:
+            tables = score_source([s for s, _ in todo], ctx.open(),
+                                  executor=LocalExecutor(ctx.workers),
+                                  batch_size=ctx.batch_size, progress=ctx.progress)
+            save_scores(tables, ctx.out / self.folder, {s.name: m for s, m in todo})
+            ctx.scores.update(tables)
+        return {"computed": [s.name for s, _ in todo], "reused_scores": reused,
+                "outputs": [ctx.rel(p) for p in self.outputs(ctx)]}
+
+    def restore(self, ctx, record):
+        from curate.scores import load_scores
+
+        for path in self.outputs(ctx):
+            ctx.scores.update(load_scores(path))
+
+
+def _scorer_config(spec, ctx) -> dict:
+    if isinstance(spec, Scorer):
+        name, params = spec.name, spec.params()
+    else:
+        name, params = spec
+    params = dict(params)
+    model = params.get("model")
+    if isinstance(model, str):
+        path = Path(ctx.resolve(model))
+        if path.is_file():
+            params["model"] = {"file": Path(model).name, "sha": file_hash(path)}
+    return {"name": name, "params": params}
+
+
+# -- filter -------------------------------------------------------------------------------
+class FilterStep(Step):
+    """Run one filter (registered by name, or a :class:`Filter` object) over the joined
+    score tables of the examples kept so far.
+
+    A filter with a ``balance`` label column gets that column joined from the source by id.
+    """
+
+    kind = "filter"
+
+    def __init__(self, filter_: Filter | str, params: dict | None = None):
+        from curate.core.registry import FILTERS
+
+        self.filter = filter_ if isinstance(filter_, Filter) else build(FILTERS, filter_,
+                                                                         params)
+        self.kind = "tag" if self.filter.name == "tag" else "filter"
+
+    def config(self, ctx):
+        return {"filter": self.filter.name, "params": self.filter.params()}
+
+    def run(self, ctx):
+        from curate.core.filter import select
+        from filters.labels import join_labels
+
+        joined = ctx.joined()
+        balance = getattr(self.filter, "balance", None)
+        if balance and balance not in joined.column_names:  # a class-balanced budget
+            labels = ctx.open(required_columns=(balance,)).read_all([balance])
+            joined = join_labels(joined, labels, balance, ctx.id_column)
+        before = ctx.selection if ctx.selection is not None else new_selection(
+            joined.column(ctx.id_column), ctx.id_column)
+        ctx.selection = select(joined, [self.filter], id_column=ctx.id_column, start=before)
+        newly = pc.and_(before.column("keep"), pc.invert(ctx.selection.column("keep")))
+        return {"dropped_here": counts(ctx.selection.filter(newly))["dropped_by_reason"],
+                "counts": counts(ctx.selection)}
+
+    def restore(self, ctx, record):  # filters are cheap: recompute rather than store
+        self.run(ctx)
+
+
+# -- apply --------------------------------------------------------------------------------
+class ApplyStep(Step):
+    """Write the selection and materialise it: kept, rejected and/or every example.
+
+    Args:
+        kept, rejected, everything: output files relative to the run folder (at least one).
+        tag_as: ``"column"``, ``"prefix"`` or None (see :class:`curate.materialize.ApplyOptions`).
+        tag_format: the prefix format for ``tag_as="prefix"``.
+        transform: names of cleaning scorers whose rewritten text replaces the kept text.
+        selection: where the selection table is written (default ``selection.parquet``).
+    """
+
+    kind = "apply"
+
+    def __init__(self, kept=None, rejected=None, everything=None, tag_as=None,
+                 tag_format: str = "<|{tag}|> ", transform=(),
+                 selection: str = "selection.parquet"):
+        self.targets = {k: v for k, v in (("kept", kept), ("rejected", rejected),
+                                          ("everything", everything)) if v is not None}
+        if not self.targets:
+            raise CurateError("an apply step needs kept, rejected or everything")
+        self.tag_as, self.tag_format, self.selection_file = tag_as, tag_format, selection
+        self.transform = [build(SCORERS, t) for t in transform]
+        from curate.materialize import ApplyOptions
+
+        ApplyOptions(tag_as=tag_as, tag_format=tag_format)  # validates tag_as
+
+    def config(self, ctx):
+        return {"targets": self.targets, "tag_as": self.tag_as, "tag_format": self.tag_format,
+                "transform": [t.name for t in self.transform], "selection":
+                None if ctx.selection is None else _table_fingerprint(ctx.selection)}
+
+    def outputs(self, ctx):
+        return [ctx.out / self.selection_file, *(ctx.out / t for t in self.targets.values())]
+
+    def run(self, ctx):
+        from curate.io import write_table
+        from curate.materialize import ApplyOptions, write_applied
+
+        if ctx.selection is None:
+            raise CurateError("an apply step needs a filter or tag step before it")
+        write_table(ctx.selection, ctx.out / self.selection_file)
+        targets = {k: ctx.out / v for k, v in self.targets.items()}
+        transforms = [t.with_text_column(ctx.text_column) for t in self.transform]
+
+        def options(everything: bool) -> ApplyOptions:
+            return ApplyOptions(text_column=ctx.text_column, tag_as=self.tag_as,
+                                tag_format=self.tag_format, everything=everything,
+                                transforms=transforms)
+
+        # Kept and rejected come from one pass over the data; "everything" needs its own.
+        rows = write_applied(ctx.open(), ctx.selection, options(False),
+                             kept=targets.get("kept"), rejected=targets.get("rejected"))
+        if "everything" in targets:
+            rows["everything"] = write_applied(ctx.open(), ctx.selection, options(True),
+                                               kept=targets["everything"])["kept"]
+        return {"counts": counts(ctx.selection),
+                "outputs": {k: {"path": ctx.rel(p), "rows": rows[k], "sha": file_hash(p)}
+                            for k, p in targets.items()}}
+
+
+def _table_fingerprint(table: pa.Table) -> str:
+    from curate.core.hashing import table_hash
+
+    return table_hash(table)
+
+
+# -- experiment ---------------------------------------------------------------------------
+class ExperimentStep(Step):
+    """Run a registered experiment (``prune-sweep``, ``curriculum``, ``lottery``, ...) on the
+    source, with the score tables and selection of the steps before it.
+
+    Args:
+        kind: the registered experiment name.
+        test: the test dataset spec.
+        train: :class:`curate.train.TrainConfig` fields.
+        seeds: training seeds (an int n means ``0..n-1``).
+        output: the output folder, relative to the run folder (default: ``kind``).
+        params: the experiment's own keyword parameters.
+
+    The experiment caches its runs in its output folder, so a re-run retrains only what
+    changed; the record counts trained and reused runs.
+    """
+
+    kind = "experiment"
+
+    def __init__(self, kind: str, test: str, train: dict, seeds=3, output: str | None = None,
+                 params: dict | None = None):
+        from curate.train import TrainConfig
+
+        self.experiment, self.fn = kind, EXPERIMENTS.get(kind)
+        self.test, self.seeds, self.output = test, seeds, output or kind
+        self.params = dict(params or {})
+        known = accepted(self.fn)
+        for key in self.params:
+            if key not in known or key in _EXPERIMENT_INPUTS:
+                raise CurateError(f"experiment {kind!r} has no parameter {key!r}; its "
+                                  "parameters: " + ", ".join(
+                                      k for k in known if k not in _EXPERIMENT_INPUTS))
+        try:
+            self.train = TrainConfig(**train)
+        except TypeError as exc:
+            raise CurateError(f"experiment {kind}: train: {exc}") from None
+
+    def config(self, ctx):
+        return {"experiment": self.experiment, "test": ctx.open(ctx.resolve(self.test))
+                .fingerprint(), "train": dataclasses.asdict(self.train), "seeds": self.seeds,
+                "output": self.output, "params": self.params,
+                "scores": sorted(ctx.scores), "selection": None if ctx.selection is None
+                else _table_fingerprint(ctx.selection)}
+
+    def outputs(self, ctx):
+        return [ctx.out / self.output / "report.md"]
+
+    def run(self, ctx):
+        seeds = list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+        result = self.fn(ctx.source, ctx.resolve(self.test), train_config=self.train,
+                         seeds=seeds, out_dir=ctx.out / self.output, workers=ctx.workers,
+                         progress=ctx.progress, scores=dict(ctx.scores) or None,
+                         selection=ctx.selection, **self.params)
+        return {"runs": {"trained": result.trained, "reused": result.reused},
+                "scores": {"computed": result.scores_computed,
+                           "reused": result.scores_reused},
+                "outputs": [ctx.rel(ctx.out / self.output / "report.md")]}
+
+
+#: Arguments every registered experiment takes from the step, not from its parameters.
+_EXPERIMENT_INPUTS = ("data", "test_data", "train_config", "seeds", "out_dir", "workers",
+                      "progress", "scores", "selection")
