@@ -51,7 +51,7 @@ def test_score_filter_apply_sql(tmp_path, docs_file):
     (b"", ["bad.jsonl: dataset is empty"]),
     (b'{"id": "a", "text": "\xff\xfe"}\n', ["bad.jsonl:1:", "invalid UTF-8"]),
     (b'{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n', ["duplicate id 'a'"]),
-    (b'{"id": "a", "text": "' + b"w " * 2_600_000 + b'"}\n', ["bad.jsonl:1:", "5.2 MB",
+    (b'{"id": "a", "text": "' + b"w " * 2_600_000 + b'"}\n', ["bad.jsonl:1:", "5.0 MiB",
                                                                 "--max-doc-bytes"]),
 ])
 def test_bad_input_one_line_no_output(tmp_path, content, fragments):

@@ -106,7 +106,8 @@ def test_bad_input_names_file_and_line(tmp_path, content, message):
 
 def test_oversized_document_is_reported(tmp_path):
     path = write_jsonl(tmp_path / "big.jsonl", [{"text": "word " * 1_100_000}])
-    with pytest.raises(CurateError, match=r"big.jsonl:1: line is 5.5 MB, over the 4.2 MB limit"):
+    with pytest.raises(CurateError,
+                       match=r"big.jsonl:1: .*column 'text' is 5.2 MiB, over the 4.0 MiB limit"):
         Source(str(path)).read_all()
     assert Source(str(path), max_doc_bytes=0).read_all().num_rows == 1
 
