@@ -19,7 +19,11 @@ _data_options = [
                  help="Id column; positions are used when the data has none."),
     click.option("--text-column", default="text", show_default=True, help="Text column."),
     click.option("--max-doc-bytes", type=int, default=DEFAULT_MAX_DOC_BYTES, show_default=True,
-                 help="Reject documents larger than this (0: no limit)."),
+                 help="Limit on a document's text, in bytes of UTF-8 (0: no limit)."),
+    click.option("--on-oversize", type=click.Choice(["error", "skip"]), default="error",
+                 show_default=True,
+                 help="A document over --max-doc-bytes stops the run (error) or is left out "
+                 "and counted (skip)."),
 ]
 
 
@@ -73,7 +77,8 @@ def _context(data, out, *, id_column="id", text_column="text", workers=1, batch_
               help="Processes (0: one per CPU).")
 @click.option("--batch-size", type=int, default=None, help="Examples per batch.")
 @data_options
-def score(data, scorers, output, workers, batch_size, id_column, text_column, max_doc_bytes):
+def score(data, scorers, output, workers, batch_size, id_column, text_column, max_doc_bytes,
+          on_oversize):
     """Score DATA with one or more scorers; write one Parquet table per scorer.
 
     \b
@@ -85,7 +90,8 @@ def score(data, scorers, output, workers, batch_size, id_column, text_column, ma
     from curate.steps import ScoreStep
 
     ctx = _context(data, output, id_column=id_column, text_column=text_column,
-                   workers=workers, batch_size=batch_size, max_doc_bytes=max_doc_bytes)
+                   workers=workers, batch_size=batch_size, max_doc_bytes=max_doc_bytes,
+                   on_oversize=on_oversize, report=click.echo)
     ctx.force = True  # the command line always scores anew
     step = ScoreStep([make_scorer(spec) for spec in scorers], folder=".")
     step.run(ctx)
@@ -194,7 +200,7 @@ def filters_cmd():
 @click.option("--rejected", help="Also write the dropped examples with a `reason` column.")
 @click.option("--all", "everything", is_flag=True,
               help="Write every example with keep/reason columns instead of only the kept.")
-@click.option("--tag-as", type=click.Choice(["column", "prefix"]),
+@click.option("--tag-as", type=click.Choice(["column", "prefix", "none"]),
               help="Write tags as a `tag` column or as a text prefix (control token).")
 @click.option("--tag-format", default="<|{tag}|> ", show_default=True,
               help="Prefix format for --tag-as prefix.")
@@ -202,7 +208,7 @@ def filters_cmd():
               help="Rewrite kept text with a cleaning scorer (e.g. c4_quality).")
 @data_options
 def apply(data, selection, output, rejected, everything, tag_as, tag_format, transforms,
-          id_column, text_column, max_doc_bytes):
+          id_column, text_column, max_doc_bytes, on_oversize):
     """Write the examples of DATA that a selection keeps (and, optionally, the rest).
 
     \b
@@ -223,7 +229,8 @@ def apply(data, selection, output, rejected, everything, tag_as, tag_format, tra
     cleaners = [make_scorer(t).with_text_column(text_column) for t in transforms]
     options = ApplyOptions(text_column=text_column, tag_as=tag_as, tag_format=tag_format,
                            everything=everything, transforms=cleaners)
-    source = Source(data, id_column=id_column, max_doc_bytes=max_doc_bytes)
+    source = Source(data, id_column=id_column, text_column=text_column,
+                    max_doc_bytes=max_doc_bytes, on_oversize=on_oversize, report=click.echo)
     rows = write_applied(source, sel, options, kept=output, rejected=rejected)
     click.echo(f"wrote {rows['kept']} examples to {output}")
     if rejected:
@@ -280,12 +287,13 @@ def sql(scores, query, fmt, id_column):
         pcsv.write_csv(result, sink)
         click.echo(sink.getvalue().decode(), nl=False)
     elif fmt == "json":
-        import json
+        from curate.sql import json_lines
 
-        for row in result.to_pylist():
-            click.echo(json.dumps(row, ensure_ascii=False, default=str))
+        click.echo(json_lines(result), nl=False)
     else:
-        click.echo(result.to_pandas().to_string(index=False, max_rows=200))
+        from curate.sql import format_table
+
+        click.echo(format_table(result, max_rows=200))
 
 
 DEFAULT_INSPECT = ("gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality",
@@ -302,7 +310,8 @@ DEFAULT_INSPECT = ("gopher_quality", "gopher_repetition", "c4_quality", "fineweb
               help="Folder for card.md and its plots.")
 @click.option("--workers", "-j", default=1, show_default=True)
 @data_options
-def inspect(data, score_paths, scorers, output, workers, id_column, text_column, max_doc_bytes):
+def inspect(data, score_paths, scorers, output, workers, id_column, text_column, max_doc_bytes,
+            on_oversize):
     """Write a dataset quality card: size, duplicates, languages, keep rates, scores.
 
     \b
@@ -318,7 +327,8 @@ def inspect(data, score_paths, scorers, output, workers, id_column, text_column,
     from curate.io import Source
     from curate.scores import load_scores
 
-    source = Source(data, id_column=id_column, max_doc_bytes=max_doc_bytes)
+    source = Source(data, id_column=id_column, text_column=text_column,
+                    max_doc_bytes=max_doc_bytes, on_oversize=on_oversize)
     if score_paths:
         tables = load_scores(score_paths)
         params = score_file_params(score_paths)
@@ -337,6 +347,8 @@ def inspect(data, score_paths, scorers, output, workers, id_column, text_column,
                               source_info={**source.describe(),
                                            "fingerprint": source.fingerprint()},
                               scorer_params=params)
+    if source.skipped:
+        click.echo(source.skipped_report())
     click.echo(f"wrote {card}")
 
 
@@ -608,7 +620,7 @@ def fasttext():
 @click.option("--seed", default=0, show_default=True)
 @data_options
 def fasttext_train(positive, negative, output, epoch, lr, word_ngrams, seed, id_column,
-                   text_column, max_doc_bytes):
+                   text_column, max_doc_bytes, on_oversize):
     """Train a quality classifier (label hq vs lq) and save it as a fastText .bin.
 
     \b
@@ -619,9 +631,10 @@ def fasttext_train(positive, negative, output, epoch, lr, word_ngrams, seed, id_
     from scorers.fasttext_quality import FastTextQuality
 
     def texts(spec):
-        table = Source(spec, id_column=id_column, max_doc_bytes=max_doc_bytes,
-                       required_columns=(text_column,), check_unique_ids=False).read_all(
-            [text_column])
+        table = Source(spec, id_column=id_column, text_column=text_column,
+                       max_doc_bytes=max_doc_bytes, on_oversize=on_oversize,
+                       report=click.echo, required_columns=(text_column,),
+                       check_unique_ids=False).read_all([text_column])
         return ["" if t is None else t for t in table.column(text_column).to_pylist()]
 
     model = FastTextQuality().fit(texts(positive), texts(negative), epoch=epoch, lr=lr,
