@@ -9,49 +9,54 @@ paths).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
-import pyarrow as pa
-
 from curate.core.errors import CurateError
-from curate.executor import LocalExecutor, score_source
-from curate.io import DEFAULT_MAX_DOC_BYTES, Source, TableWriter, atomic_path, like, to_arrow
-from curate.materialize import ApplyOptions, iter_apply
 from curate.core.registry import make_scorer
 from curate.core.tables import join_scores
+from curate.executor import LocalExecutor, score_source
+from curate.io import DEFAULT_MAX_DOC_BYTES, Source, TableWriter, concat_tables, like, to_arrow
+from curate.materialize import ApplyOptions, iter_apply
 
 
 def _cache_dir() -> Path:
     return Path(os.environ.get("CURATE_CACHE", Path.home() / ".cache" / "curate"))
 
 
-def load(data, *, id_column: str = "id", max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES):
+def _warn_skipped(source: Source) -> None:
+    if source.skipped:
+        warnings.warn(source.skipped_report(), stacklevel=3)
+
+
+def load(data, *, id_column: str = "id", max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES,
+         on_oversize: str = "error"):
     """Read a dataset into a memory-mapped ``datasets.Dataset`` with an id column.
 
     The source is converted batch by batch into an Arrow file in the cache
     (``$CURATE_CACHE``, default ``~/.cache/curate``), keyed by its content hash, so
-    memory stays bounded and a second load is instant.
+    memory stays bounded and a second load is instant. Shards whose column types
+    differ compatibly are unified (see :mod:`curate.io`). ``on_oversize="skip"``
+    leaves out documents whose ``text`` is over ``max_doc_bytes`` (with a warning
+    giving their number) instead of stopping.
     """
     import datasets
 
-    source = Source(data, id_column=id_column, max_doc_bytes=max_doc_bytes)
+    source = Source(data, id_column=id_column, max_doc_bytes=max_doc_bytes,
+                    on_oversize=on_oversize)
     if source.in_memory is not None and not source.files:
-        return like(source.read_all(), "datasets")
-    path = _cache_dir() / f"{source.fingerprint()}-{id_column}.arrow"
+        table = source.read_all()
+        _warn_skipped(source)
+        return like(table, "datasets")
+    key = f"{source.fingerprint()}-{id_column}"
+    if on_oversize == "skip" and max_doc_bytes:  # the content depends on the limit
+        key += f"-skip{max_doc_bytes}"
+    path = _cache_dir() / f"{key}.arrow"
     if not path.exists():
-        with atomic_path(path) as tmp:
-            writer = None
-            try:
-                for batch in source.iter_batches():
-                    if writer is None:
-                        schema = batch.schema
-                        writer = pa.ipc.new_stream(str(tmp), schema)
-                    elif batch.schema != schema:
-                        batch = batch.cast(schema)
-                    writer.write_table(batch)
-            finally:
-                if writer is not None:
-                    writer.close()
+        with TableWriter(path, allow_arrow=True) as writer:
+            for batch in source.iter_batches():
+                writer.write(batch)
+        _warn_skipped(source)
     return datasets.Dataset.from_file(str(path))
 
 
@@ -74,7 +79,8 @@ def save(data, path: str | Path) -> Path:
 
 def score(data, scorers, *, text_column: str = "text", id_column: str = "id",
           workers: int = 1, batch_size: int | None = None, progress: bool = False,
-          joined: bool = True):
+          joined: bool = True, max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES,
+          on_oversize: str = "error"):
     """Score a dataset.
 
     Args:
@@ -83,46 +89,58 @@ def score(data, scorers, *, text_column: str = "text", id_column: str = "id",
             ``"fasttext_quality:model=q.bin"``.
         workers: processes (1 runs in this process).
         joined: return one table joined by id (default) or a dict of tables by scorer.
+        max_doc_bytes: limit on a document's text (UTF-8 bytes; 0 for none).
+        on_oversize: ``"error"`` stops at a document over the limit; ``"skip"`` leaves
+            it out of the scores (with a warning giving their number).
 
     Returns:
         The score table(s), as the kind ``data`` was (Arrow for paths).
     """
     scorers = [make_scorer(s).with_text_column(text_column)
                for s in (scorers if isinstance(scorers, (list, tuple)) else [scorers])]
-    source = Source(data, id_column=id_column)
+    source = Source(data, id_column=id_column, text_column=text_column,
+                    max_doc_bytes=max_doc_bytes, on_oversize=on_oversize)
     tables = score_source(scorers, source, executor=LocalExecutor(workers),
                           batch_size=batch_size, progress=progress)
+    _warn_skipped(source)
     kind = source.kind if source.kind != "path" else "arrow"
     if not joined:
         return {name: like(t, kind) for name, t in tables.items()}
     return like(join_scores(tables, id_column), kind)
 
 
-def select(scores, *steps, id_column: str = "id") -> pa.Table:
-    """Run filter steps (from :mod:`filters`) over a score table; return the selection."""
+def select(scores, *steps, id_column: str = "id"):
+    """Run filter steps (from :mod:`filters`) over a score table; return the selection,
+    as the kind ``scores`` was (Arrow, pandas or ``datasets.Dataset``)."""
     from filters import select as run_steps
 
-    table, _ = to_arrow(scores)
-    return run_steps(table, list(steps), id_column=id_column)
+    table, kind = to_arrow(scores)
+    return like(run_steps(table, list(steps), id_column=id_column), kind)
 
 
 def apply(data, selection, *, rejected: bool = False, tag_as: str | None = None,
           tag_format: str = "<|{tag}|> ", transform=(), everything: bool = False,
-          text_column: str = "text", id_column: str = "id"):
+          text_column: str = "text", id_column: str = "id",
+          max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES, on_oversize: str = "error"):
     """Materialise a selection: the kept examples (or the rejected ones, with
     ``reason``, when ``rejected=True``), as the kind ``data`` was.
 
     ``transform`` names cleaning scorers (e.g. ``["c4_quality"]``) whose rewritten
-    text replaces the kept text; ``tag_as`` is ``"column"`` or ``"prefix"``.
+    text replaces the kept text; ``tag_as`` is ``"column"``, ``"prefix"`` or
+    ``"none"``; by default tags become a ``tag`` column when the selection has any.
+    ``max_doc_bytes`` and ``on_oversize`` are as for :func:`score` (use the same values,
+    so that the same documents are left out).
     """
     selection, _ = to_arrow(selection)
     options = ApplyOptions(text_column=text_column, tag_as=tag_as, tag_format=tag_format,
                            everything=everything,
                            transforms=[make_scorer(t).with_text_column(text_column)
                                        for t in transform])
-    source = Source(data, id_column=id_column)
+    source = Source(data, id_column=id_column, text_column=text_column,
+                    max_doc_bytes=max_doc_bytes, on_oversize=on_oversize)
     parts = [pair[1 if rejected else 0] for pair in iter_apply(source, selection, options)]
     if not parts:
         raise CurateError("nothing to apply: the dataset is empty")
-    table = pa.concat_tables(parts, promote_options="permissive")
+    _warn_skipped(source)
+    table = concat_tables(parts)
     return like(table, "datasets" if source.kind == "path" else source.kind)
