@@ -19,6 +19,8 @@ from curate.core.errors import CurateError
 
 #: Columns never used as inputs: they describe labels, not examples.
 BOOKKEEPING_COLUMNS = ("label_original", "label_flipped")
+#: Rows per chunk when fitting the input standardization (bounds its float64 copies).
+STATS_CHUNK = 8192
 
 
 class TensorData:
@@ -48,6 +50,44 @@ class TensorData:
     def input_shape(self) -> tuple[int, ...]:
         """The shape of one example's input, e.g. ``(40,)`` or ``(1, 28, 28)``."""
         return tuple(self.x.shape[1:])
+
+    def standardization(self, positions=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-feature ``(mean, scale)`` of the rows at ``positions`` (default: all rows).
+
+        Both are float32 tensors of :attr:`input_shape`; ``(x - mean) / scale`` gives
+        every feature mean 0 and (population) standard deviation 1 over those rows, as
+        scikit-learn's ``StandardScaler`` does. Computed in float64. A feature that is
+        constant over those rows gets scale 1 (it is centred, not divided by 0).
+        ``positions`` may repeat; each row counts once. Fit this on the training rows
+        only and apply it to any rows (test rows included).
+        """
+        index = None if positions is None else torch.unique(
+            torch.as_tensor(positions, dtype=torch.long).reshape(-1))
+        n = len(self.x) if index is None else len(index)
+        if n == 0:
+            raise CurateError("cannot fit input standardization on zero rows")
+
+        def chunks():  # float64 copies of STATS_CHUNK rows at a time, never all N at once
+            for start in range(0, n, STATS_CHUNK):
+                part = (self.x[start:start + STATS_CHUNK] if index is None
+                        else self.x[index[start:start + STATS_CHUNK]])
+                yield part.double()
+
+        total = low = high = None
+        for part in chunks():
+            sums, lows, highs = part.sum(dim=0), part.amin(dim=0), part.amax(dim=0)
+            total = sums if total is None else total + sums
+            low = lows if low is None else torch.minimum(low, lows)
+            high = highs if high is None else torch.maximum(high, highs)
+        mean = total / n
+        squares = sum((part - mean).pow(2).sum(dim=0) for part in chunks())
+        std = (squares / n).sqrt()
+        scale = torch.where((high == low) | (std == 0), torch.ones_like(std), std)
+        return mean.float(), scale.float()
+
+    def standardized(self, mean: torch.Tensor, scale: torch.Tensor) -> TensorData:
+        """A copy whose inputs are ``(x - mean) / scale`` (see :meth:`standardization`)."""
+        return TensorData((self.x - mean) / scale, self.y, self.ids, self.num_classes)
 
     def subset(self, positions) -> TensorData:
         """The examples at ``positions`` (a sequence or LongTensor), in that order."""

@@ -13,6 +13,18 @@ caller's RNG state is left as it was.
 Budgets are explicit: exactly one of ``steps`` or ``epochs``. An epoch is one
 pass over the training positions in batches of ``batch_size`` (the last batch may
 be smaller), i.e. ``ceil(n / batch_size)`` steps.
+
+Input standardization (``TrainConfig(standardize=True)``), as a scikit-learn
+``make_pipeline(StandardScaler(), model)`` does it: the per-feature mean and
+standard deviation of the *training* rows (``positions``, each row once) are fitted
+before training and become part of the model (:func:`standardize_inputs`: two
+buffers, ``input_mean`` and ``input_scale``, in its ``state_dict``, and a forward
+pre-hook computing ``(x - input_mean) / input_scale``). The returned model, its
+checkpoints and the evaluation on test data therefore all take raw inputs, and test
+rows are transformed with the training rows' statistics. A constant feature is
+centred, not divided by 0. Features on raw scales (counts, pixel values 0-255,
+attributes in the thousands) otherwise saturate the softmax from the first steps
+and the training-dynamics scores degenerate.
 """
 
 from __future__ import annotations
@@ -28,11 +40,14 @@ import torch
 import torch.nn.functional as F
 
 from curate.core.errors import CurateError
+from curate.core.validate import boolean
 from curate.train.data import TensorData
 from curate.train.models import make_model
 from curate.train.optim import OPTIMIZERS, check_schedule, lr_schedule, make_optimizer
 
 EVAL_BATCH_SIZE = 2048
+#: The buffers a standardized model holds (see :func:`standardize_inputs`).
+STANDARDIZE_KEYS = ("input_mean", "input_scale")
 
 
 @dataclass
@@ -43,7 +58,9 @@ class TrainConfig:
     ``(input_shape, num_classes, **model_params) -> nn.Module``. Exactly one of
     ``steps`` / ``epochs`` is set. ``eval_every`` (steps) adds history rows; the
     final step always gets one. ``checkpoint_steps`` are step counts (0 = the
-    initialisation) at which the state_dict is copied.
+    initialisation) at which the state_dict is copied. ``standardize`` (default
+    False here; the training-dynamics scorers turn it on) standardizes every input
+    feature with the mean and std of the training rows (see the module notes).
     """
 
     model: str | Callable = "mlp"
@@ -60,9 +77,11 @@ class TrainConfig:
     epochs: int | None = None
     eval_every: int | None = None
     checkpoint_steps: tuple[int, ...] = ()
+    standardize: bool = False
 
     def __post_init__(self):
         self.checkpoint_steps = tuple(int(s) for s in self.checkpoint_steps)
+        self.standardize = boolean("TrainConfig", "standardize", self.standardize)
         if (self.steps is None) == (self.epochs is None):
             raise CurateError("set exactly one budget: steps=... or epochs=... (they answer "
                               "different questions, so neither is a default)")
@@ -104,6 +123,8 @@ class RunResult:
     model evaluated on the training positions), ``steps``, ``epochs``, ``examples``
     (examples seen), ``seconds``. Test metrics are None without test data.
     ``checkpoints``: step -> state_dict copy. ``budget``: as stated in the config.
+    ``standardization``: ``{"mean", "scale"}`` (float32 tensors of the input shape)
+    the model standardizes its inputs with, or None without ``standardize``.
     """
 
     seed: int
@@ -113,6 +134,43 @@ class RunResult:
     checkpoints: dict[int, dict]
     callbacks: list
     budget: dict = field(default_factory=dict)
+    standardization: dict | None = None
+
+
+def _standardize_hook(module: torch.nn.Module, args: tuple) -> tuple:
+    return ((args[0] - module.input_mean) / module.input_scale, *args[1:])
+
+
+def standardize_inputs(model: torch.nn.Module, mean: torch.Tensor,
+                       scale: torch.Tensor) -> torch.nn.Module:
+    """Make ``model`` standardize its input: ``forward(x)`` sees ``(x - mean) / scale``.
+
+    ``mean`` and ``scale`` (``[*input_shape]``, broadcast over the batch) become the
+    buffers ``input_mean`` and ``input_scale``, so they are saved in the
+    ``state_dict``, copied with the model and loaded with ``load_state_dict`` (a model
+    prepared this way with any placeholder values takes a standardized model's
+    state). Returns ``model``, changed in place.
+    """
+    clash = [k for k in STANDARDIZE_KEYS if hasattr(model, k)]
+    if clash:
+        raise CurateError(f"the model already has an attribute {clash[0]!r}; input "
+                          "standardization needs that name (use standardize=False)")
+    model.register_buffer("input_mean", torch.as_tensor(mean, dtype=torch.float32).clone())
+    model.register_buffer("input_scale", torch.as_tensor(scale, dtype=torch.float32).clone())
+    model.register_forward_pre_hook(_standardize_hook)
+    return model
+
+
+def _load_initial_state(model: torch.nn.Module, state: dict, standardize: bool) -> None:
+    """Load ``state``; its standardization, if it has one, replaces the fitted one."""
+    carries = [k for k in STANDARDIZE_KEYS if k in state]
+    if carries and not standardize:
+        raise CurateError("initial_state comes from a standardized model (it holds "
+                          "input_mean and input_scale) but the config has standardize=False")
+    if standardize and not carries:
+        # Weights only (e.g. an initialisation): keep the statistics fitted on this run's rows.
+        state = {**state, **{k: getattr(model, k) for k in STANDARDIZE_KEYS}}
+    model.load_state_dict(state)
 
 
 @torch.no_grad()
@@ -199,7 +257,10 @@ def train(config: TrainConfig, train_data: TensorData, test_data: TensorData | N
             ``on_epoch_end``), and the final train metrics use ``positions``.
         callbacks: :class:`curate.train.Callback` instances, called in order.
         initial_state: optional ``state_dict`` loaded into the freshly built model
-            (e.g. a rewind checkpoint); the seed then only drives the data order.
+            (e.g. a rewind checkpoint); the seed then only drives the data order. With
+            ``config.standardize`` a state from a standardized run brings its own
+            ``input_mean`` / ``input_scale`` (the weights were trained for them); a
+            state without them (weights only) keeps the statistics fitted here.
         masks: optional ``{parameter name: 0/1 tensor of its shape}``. Masked weights
             are zeroed before training, their gradients are zeroed before every
             optimizer step (so momentum and Adam moments stay zero there) and the
@@ -227,8 +288,10 @@ def train(config: TrainConfig, train_data: TensorData, test_data: TensorData | N
     with seeded(seed):
         model = make_model(config.model, train_data.input_shape, train_data.num_classes,
                            **config.model_params)
+        if config.standardize:
+            standardize_inputs(model, *train_data.standardization(positions))
         if initial_state is not None:
-            model.load_state_dict(initial_state)
+            _load_initial_state(model, initial_state, config.standardize)
         masked = _masked_parameters(model, masks)
         with torch.no_grad():
             for param, mask in masked:
@@ -307,5 +370,9 @@ def train(config: TrainConfig, train_data: TensorData, test_data: TensorData | N
         final = {"test_acc": last["test_acc"], "test_loss": last["test_loss"],
                  "train_acc": train_acc, "train_loss": train_loss, "steps": step,
                  "epochs": step / steps_per_epoch, "examples": examples, "seconds": seconds}
+    standardization = ({"mean": model.input_mean.detach().clone(),
+                        "scale": model.input_scale.detach().clone()}
+                       if config.standardize else None)
     return RunResult(seed=seed, model=model, history=history, final=final,
-                     checkpoints=checkpoints, callbacks=callbacks, budget=config.budget())
+                     checkpoints=checkpoints, callbacks=callbacks, budget=config.budget(),
+                     standardization=standardization)

@@ -52,7 +52,7 @@ class AtEpochScorer(DynamicsScorer):
 
         return TrainConfig(model=self.model, model_params=self.model_params,
                            optimizer=self.optimizer, lr=self.lr, batch_size=self.batch_size,
-                           steps=1, checkpoint_steps=(0,))
+                           steps=1, checkpoint_steps=(0,), standardize=self.standardize)
 
     def training_epochs(self) -> int:
         return self.epoch if self.schedule == "constant" else self.epochs

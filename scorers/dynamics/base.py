@@ -6,6 +6,14 @@ pass, and turns what they recorded into one row per example. Subclasses say whic
 callbacks each seed needs (:meth:`DynamicsScorer.callbacks`), how long to train
 (:meth:`DynamicsScorer.training_epochs`) and how to reduce the runs to columns
 (:meth:`DynamicsScorer.reduce`).
+
+Inputs are standardized by default (``standardize=True``): every model trains
+through ``TrainConfig(standardize=True)``, which fits each feature's mean and std on
+that run's training rows (all rows, or a cross-validation fold's training rows) and
+makes them part of the model, as a scikit-learn ``StandardScaler`` pipeline would.
+On features with raw scales (integer attributes, pixel values 0-255) an
+unstandardized network saturates its softmax at once, and EL2N, AUM and the rest
+degenerate (EL2N takes one value per class, AUM reaches 1e7).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import pyarrow as pa
 import torch
 
 from curate.core.errors import CurateError
+from curate.core.validate import boolean
 from curate.scoring import Scorer
 
 
@@ -38,6 +47,9 @@ class DynamicsScorer(Scorer):
         shape: per-example input shape, e.g. ``(1, 28, 28)`` or ``"1x28x28"`` (default:
             the dataset's ``curate.shape`` metadata, else flat).
         workers: processes for the seeds (1: in this process).
+        standardize: standardize every input feature with the mean and std of the
+            training rows (default True; see the module notes). False trains on the
+            inputs as they are.
     """
 
     needs_whole_dataset = True
@@ -45,7 +57,8 @@ class DynamicsScorer(Scorer):
     def __init__(self, model="mlp", epochs: int = 20, seeds=5, lr: float = 0.1,
                  optimizer: str = "sgd", momentum: float = 0.9, weight_decay: float = 0.0,
                  batch_size: int = 128, schedule: str = "constant", model_params=None,
-                 label_column: str = "label", input_columns=None, shape=None, workers: int = 1):
+                 label_column: str = "label", input_columns=None, shape=None, workers: int = 1,
+                 standardize: bool = True):
         self.model = model
         self.epochs = int(epochs)
         self.seeds = seeds
@@ -60,6 +73,7 @@ class DynamicsScorer(Scorer):
         self.input_columns = _as_list(input_columns)
         self.shape = _as_shape(shape)
         self.workers = int(workers)
+        self.standardize = boolean(self.name or type(self).__name__, "standardize", standardize)
         if self.epochs < 1:
             raise CurateError(f"epochs must be at least 1, not {epochs}")
 
@@ -114,7 +128,8 @@ class DynamicsScorer(Scorer):
         return TrainConfig(model=self.model, model_params=self.model_params,
                            optimizer=self.optimizer, lr=self.lr, momentum=self.momentum,
                            weight_decay=self.weight_decay, batch_size=self.batch_size,
-                           schedule=self.schedule, epochs=epochs or self.training_epochs())
+                           schedule=self.schedule, epochs=epochs or self.training_epochs(),
+                           standardize=self.standardize)
 
     def training_epochs(self) -> int:
         return self.epochs

@@ -2,7 +2,9 @@
 
 Each example is scored by a model that never trained on it: the data is split into
 ``folds`` stratified folds (one split, seeded by ``split_seed``); for each fold,
-``seeds`` models train on the other folds and predict the held-out one. These are
+``seeds`` models train on the other folds and predict the held-out one. With
+``standardize`` (the default) each fold's models standardize the inputs with the
+mean and std of that fold's training rows only, never the held-out rows. These are
 also the out-of-sample predicted probabilities that confident learning (cleanlab)
 expects.
 """

@@ -34,7 +34,9 @@ class Prototypicality(DynamicsScorer):
         metric: ``"cosine"`` (default, as in the paper: rows are L2-normalised before
             k-means and the distance is ``1 - cos``) or ``"euclidean"``.
 
-    k-means is scikit-learn's, seeded with the run's seed. Columns:
+    With ``standardize`` (the default) ``space="input"`` clusters the standardized
+    inputs, and the embedding model trains on them. k-means is scikit-learn's,
+    seeded with the run's seed. Columns:
     ``prototypicality`` (mean over seeds) and ``prototypicality_std``.
     """
 
@@ -52,7 +54,8 @@ class Prototypicality(DynamicsScorer):
     def score_tensors(self, data) -> pa.Table:
         seeds = self.seed_list()
         if self.space == "input":
-            features = [data.x.flatten(1)] * len(seeds)
+            inputs = data.standardized(*data.standardization()) if self.standardize else data
+            features = [inputs.x.flatten(1)] * len(seeds)
         else:
             from curate.train import train_seeds
 
