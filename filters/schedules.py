@@ -10,7 +10,14 @@ optimizer step. Every schedule here is
   ``batch_sampler``.
 
 Batches depend only on ``(seed, step)`` (RS2: ``(seed, pass)``), so a schedule is
-deterministic and can be queried at any step, in any order.
+deterministic and can be queried at any step, in any order. ``epoch_size`` is the
+number of examples one epoch of the schedule presents (RS2: one round).
+
+Experiments build schedules by registered name (``curate.core.registry.SCHEDULES``)
+with one call, ``builder(positions=..., batch_size=..., steps=... | epochs=..., seed=...,
+**params)``: ``positions`` are the training positions the schedule draws from (for a
+curriculum, in presentation order), and the budget is given either as optimizer steps
+or as epochs of the schedule. Registered here: ``rs2`` and ``curriculum``.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ import numpy as np
 import pyarrow as pa
 import torch.utils.data
 
+from curate.core import validate as check
 from curate.core.errors import CurateError
+from curate.core.registry import register_schedule
 from filters.curriculum import Pacing
 
 
@@ -30,6 +39,8 @@ class IndexSchedule(torch.utils.data.Sampler):
     """Base class: ``steps`` batches; ``schedule(step)`` gives step's positions."""
 
     steps: int
+    #: Examples one epoch of the schedule presents.
+    epoch_size: int
 
     def __call__(self, step: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -75,6 +86,7 @@ class CurriculumSchedule(IndexSchedule):
         self.pacing = pacing if isinstance(pacing, Pacing) else Pacing(
             pacing, len(self.order), steps, start=start, full_at=full_at)
         self.batch_size, self.steps, self.seed = batch_size, steps, seed
+        self.epoch_size = len(self.order)
 
     def available(self, step: int) -> int:
         """How many positions of ``order`` the batch at ``step`` is drawn from."""
@@ -114,7 +126,7 @@ class RS2Schedule(IndexSchedule):
         n = len(self.positions)
         if n == 0:
             raise CurateError("rs2: no positions to sample from")
-        self.round_size = max(1, int(math.floor(fraction * n + 0.5)))
+        self.round_size = self.epoch_size = rs2_round_size(n, fraction)
         self.steps_per_round = math.ceil(self.round_size / batch_size)
         self.batch_size, self.steps, self.seed = batch_size, steps, seed
         self._passes: dict[int, np.ndarray] = {}  # the last two passes' permutations
@@ -144,6 +156,49 @@ class RS2Schedule(IndexSchedule):
         return self.stream(first, last)
 
 
+def rs2_round_size(n: int, fraction: float) -> int:
+    """Examples in one RS2 round: ``max(1, round(fraction * n))`` (half up)."""
+    return max(1, int(math.floor(fraction * n + 0.5)))
+
+
+# -- registered builders ----------------------------------------------------------------
+def _steps(name: str, steps, epochs, epoch_size: int, batch_size: int) -> int:
+    """The budget in optimizer steps: ``steps``, or ``epochs`` of ``epoch_size`` examples."""
+    if (steps is None) == (epochs is None):
+        raise CurateError(f"schedule {name!r}: give exactly one of steps and epochs")
+    if steps is not None:
+        return check.positive_int(name, "steps", steps)
+    return check.positive_int(name, "epochs", epochs) * math.ceil(epoch_size / batch_size)
+
+
+@register_schedule(name="rs2")
+def rs2_schedule(*, positions, fraction: float, batch_size: int, steps: int | None = None,
+                 epochs: int | None = None, seed: int = 0) -> RS2Schedule:
+    """RS2 over ``positions``: every round a fresh random ``fraction`` of them; an epoch
+    is one round (see :class:`RS2Schedule`)."""
+    fraction = check.number("rs2", "fraction", fraction, minimum=0.0, maximum=1.0,
+                            strict_minimum=True)
+    n = positions if isinstance(positions, (int, np.integer)) else len(positions)
+    steps = _steps("rs2", steps, epochs, rs2_round_size(n, fraction), batch_size)
+    return RS2Schedule(positions, fraction, batch_size, steps, seed=seed)
+
+
+@register_schedule(name="curriculum")
+def curriculum_schedule(*, positions, batch_size: int, steps: int | None = None,
+                        epochs: int | None = None, seed: int = 0, pacing: str = "linear",
+                        start: float = 0.1, full_at: float = 0.8) -> CurriculumSchedule:
+    """A paced curriculum over ``positions`` in their order, first presented first (see
+    :class:`CurriculumSchedule`); an epoch is ``len(positions)`` examples."""
+    order = np.asarray(positions, dtype=np.int64)
+    steps = _steps("curriculum", steps, epochs, len(order), batch_size)
+    return CurriculumSchedule(order, batch_size, steps, pacing, start=start, full_at=full_at,
+                              seed=seed)
+
+
+# Builders that present their positions in order need an order (a selection's ``order``).
+curriculum_schedule.needs_order = True
+
+
 class MixtureSchedule(IndexSchedule):
     """Batches mixed from groups (domains, tags) with per-phase weights.
 
@@ -170,6 +225,7 @@ class MixtureSchedule(IndexSchedule):
         self.names = sorted(self.groups)
         self.ends, self.weights = _phases(phases, self.groups)
         self.batch_size, self.steps, self.seed = batch_size, steps, seed
+        self.epoch_size = int(sum(len(g) for g in self.groups.values()))
 
     def phase(self, step: int) -> int:
         """Index of the phase ``step`` falls in."""

@@ -1,4 +1,4 @@
-"""Registered names: scorers, filters, models, built-in datasets and experiments.
+"""Registered names: scorers, filters, schedules, models, built-in datasets and experiments.
 
 Each class (or function) registers itself beside its definition::
 
@@ -10,10 +10,11 @@ Each class (or function) registers itself beside its definition::
 
 Registries fill themselves on first lookup from the entry points of installed
 distributions, one group per registry (``curate.scorers``, ``curate.filters``,
-``curate.models``, ``curate.datasets``, ``curate.experiments``). An entry point names a
-module (importing it runs its decorators) or an object (registered under its
-``name``). curate's own components arrive the same way, from the entry points in its
-``pyproject.toml``, so the engine never names a concrete scorer or filter.
+``curate.schedules``, ``curate.models``, ``curate.datasets``, ``curate.experiments``).
+An entry point names a module (importing it runs its decorators) or an object
+(registered under its ``name``). curate's own components arrive the same way, from the
+entry points in its ``pyproject.toml``, so the engine never names a concrete scorer or
+filter.
 
 A user's own module is imported only on request: :func:`load_plugins`, called by the
 CLI's ``--plugin MODULE`` and a recipe's ``plugins:`` list.
@@ -102,12 +103,15 @@ def _origin(obj) -> str:
 
 SCORERS = Registry("scorer", "curate.scorers")
 FILTERS = Registry("filter", "curate.filters")
+#: Per-step index schedules (RS2, paced curricula): builders of batches, see filters.schedules.
+SCHEDULES = Registry("schedule", "curate.schedules")
 MODELS = Registry("model", "curate.models")
 DATASETS = Registry("dataset", "curate.datasets")
 EXPERIMENTS = Registry("experiment", "curate.experiments")
 
 register_scorer = SCORERS.register
 register_filter = FILTERS.register
+register_schedule = SCHEDULES.register
 register_model = MODELS.register
 register_dataset = DATASETS.register
 register_experiment = EXPERIMENTS.register
