@@ -104,8 +104,11 @@ def test_bad_arguments_are_clear_errors(digits, config, tmp_path):
         curriculum_sweep(digits, digits, pacings=["cubic"], **kwargs)
     with pytest.raises(CurateError, match="at least one seed"):
         curriculum_sweep(digits, digits, seeds=[], **kwargs)
-    with pytest.raises(CurateError, match="score column 'nope'"):
-        curriculum_sweep(digits, digits, by="nope", **kwargs)
+    with pytest.raises(CurateError, match="column 'nope' has no direction"):
+        curriculum_sweep(digits, digits, by="nope", **kwargs)   # before any scoring
+    assert not list((tmp_path / "scores").glob("*.parquet"))
+    with pytest.raises(CurateError, match="score column 'nope' not found; the scorer wrote el2n"):
+        curriculum_sweep(digits, digits, by="nope", higher_is_harder=True, **kwargs)
 
 
 def test_cli_runs_the_sweep(digits, tmp_path):

@@ -7,13 +7,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate.core.errors import CurateError
-from curate.experiment import method_spec, prune_sweep
+from curate.experiment import prune_sweep
 from curate.io import Source
 from curate.train import TrainConfig
 
 N, BATCH, EPOCHS = 600, 64, 2
-EL2N = {"name": "el2n-hard", "score": "el2n", "policy": "keep_fraction", "keep": "hard",
-        "score_params": {"model": "logreg", "epochs": 2, "lr": 0.1}}
+EL2N = {"name": "el2n-hard", "filter": "keep_fraction", "params": {"keep": "hard"},
+        "score": "el2n", "score_params": {"model": "logreg", "epochs": 2, "lr": 0.1}}
 METHODS = ["random", EL2N]
 FRACTIONS = [0.25, 0.5]
 SEEDS = [0, 1]
@@ -114,15 +114,7 @@ def test_report_states_the_rule_and_the_table(sweep):
     report = (sweep.out_dir / "report.md").read_text()
     assert "Budget rule:" in report and "el2n-hard" in report
     assert "accuracy_vs_fraction.png" in report and "Wall time" in report
-
-
-def test_method_shorthands():
-    assert method_spec("el2n-easy")["keep"] == "easy"
-    assert method_spec("aum-hard")["higher_is_harder"] is False
-    assert method_spec("forgetting-ccs")["policy"] == "ccs"
-    assert method_spec("rs2") == {"name": "rs2", "policy": "rs2"}
-    with pytest.raises(CurateError):
-        method_spec("el2n-sideways")
+    assert sweep.report == sweep.out_dir / "report.md"
 
 
 def test_same_epochs_needs_an_epoch_budget(digits, tmp_path):
@@ -153,7 +145,7 @@ def test_rs2_draws_a_fresh_subset_each_round_under_both_budgets(digits, config, 
     result = prune_sweep(digits, "builtin:digits:split=test", methods=["rs2"], fractions=[0.25],
                          seeds=[0, 1], train_config=config, out_dir=tmp_path / "steps")
     rows = [r for r in result.results.to_pylist() if r["method"] == "rs2"]
-    assert [r["policy"] for r in rows] == ["rs2", "rs2"]
+    assert [r["policy"] for r in rows] == ["rs2", "rs2"]  # a schedule, not a filter
     assert {r["steps"] for r in rows} == {EPOCHS * math.ceil(N / BATCH)}  # same steps as full
     assert rows[0]["n_kept"] == round(0.25 * N)  # examples per round
     assert rows[0]["test_acc"] != rows[1]["test_acc"]  # seeds draw different rounds

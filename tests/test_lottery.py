@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from curate.core.errors import CurateError
+from curate.experiment.lottery import LotteryResult
+from curate.experiment.outputs import write_result
 from curate.train import TensorData, TrainConfig, make_model, train
 from curate.train.connectivity import barrier, error_along_path, error_barrier, interpolate
-from curate.train.lottery import LotteryResult, imp
+from curate.train.lottery import ImpRuns, imp
 from curate.train.pruning import (
     apply_masks,
     magnitude_masks,
@@ -31,9 +33,14 @@ def digits():
 
 
 @pytest.fixture(scope="module")
-def lottery(digits):
+def runs(digits):
     return imp(CONFIG, *digits, levels=2, seeds=(0, 1), rewind_step=5, target_acc=0.5,
                instability="all")
+
+
+@pytest.fixture(scope="module")
+def lottery(runs):
+    return LotteryResult.from_runs(runs)
 
 
 def toy_state():
@@ -192,8 +199,16 @@ def test_bad_connectivity_arguments(digits):
 
 # --- IMP -------------------------------------------------------------------------------
 
+def test_imp_returns_plain_rows(runs):
+    assert isinstance(runs, ImpRuns)
+    assert all(isinstance(r, dict) for r in runs.runs + runs.barriers + runs.curves)
+    assert {(r["level"], r["kind"]) for r in runs.runs if r["seed"] == 0} == {
+        (0, "dense"), *((lv, k) for lv in (1, 2) for k in ("ticket", "reinit", "random_mask"))}
+
+
 def test_lottery_tables_have_the_documented_columns(lottery):
     assert isinstance(lottery, LotteryResult)
+    assert lottery.trained == lottery.runs.num_rows and lottery.reused == 0
     assert lottery.runs.column_names == [
         "seed", "level", "kind", "kept", "total", "density", "sparsity", "test_acc",
         "test_loss", "train_acc", "train_loss", "steps", "steps_to_target", "seconds"]
@@ -267,15 +282,17 @@ def test_pretrain_positions_change_only_the_rewind_phase(digits):
 
 
 def test_lottery_is_deterministic(lottery, digits):
-    again = imp(CONFIG, *digits, levels=2, seeds=(0, 1), rewind_step=5, target_acc=0.5,
-                instability="all")
+    again = LotteryResult.from_runs(imp(CONFIG, *digits, levels=2, seeds=(0, 1), rewind_step=5,
+                                        target_acc=0.5, instability="all"))
     assert again.runs.drop(["seconds"]).equals(lottery.runs.drop(["seconds"]))
     assert again.barriers.equals(lottery.barriers)
     assert again.curves.equals(lottery.curves)
 
 
 def test_lottery_write(lottery, tmp_path):
-    out = lottery.write(tmp_path / "imp")
+    report = write_result(lottery, tmp_path / "imp")
+    out = report.parent
+    assert lottery.report == report == tmp_path / "imp" / "report.md"
     names = {p.name for p in out.iterdir()}
     assert {"runs.parquet", "runs.csv", "summary.csv", "barriers.csv", "report.md",
             "accuracy_vs_sparsity.png", "barrier_vs_level.png"} <= names

@@ -1,22 +1,23 @@
-"""Predicted vs observed one-shot prunable fraction (curate.train.prunability), on digits."""
+"""Predicted vs observed one-shot prunable fraction (curate.train.prunability and its
+tables and report, curate.experiment.prunability), on digits."""
 
 import pyarrow.csv as pcsv
 import pytest
 
 from curate.core.errors import CurateError
-from curate.train import TensorData, TrainConfig
-from curate.train.prunability import (
+from curate.experiment.outputs import write_result
+from curate.experiment.prunability import (
     ACCURACY_PLOT,
     DISPLACEMENT_SCHEMA,
     FRACTIONS_SCHEMA,
     PREDICTED_PLOT,
-    PREDICTION_GRID,
     SEEDS_SCHEMA,
     SPECTRUM_SCHEMA,
     TRAJECTORY_SCHEMA,
-    prunability,
+    PrunabilityResult,
 )
-from tests.test_cli import assert_one_line_error, curate
+from curate.train import TensorData, TrainConfig
+from curate.train.prunability import PREDICTION_GRID, PrunabilityRuns, prunability
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -35,8 +36,19 @@ def digits():
 
 
 @pytest.fixture(scope="module")
-def result(digits):
+def runs(digits):
     return prunability(CONFIG, *digits, **OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def result(runs):
+    return PrunabilityResult.from_runs(runs)
+
+
+def test_prunability_returns_plain_rows(runs):
+    assert isinstance(runs, PrunabilityRuns)
+    assert [r["seed"] for r in runs.seeds] == [0, 1]
+    assert all(isinstance(r, dict) for r in runs.fractions + runs.trajectory)
 
 
 def test_tables_have_the_documented_columns(result):
@@ -100,7 +112,7 @@ def test_predictions_are_fractions_and_the_lambda_max_rule_is_the_more_cautious(
 
 
 def test_runs_repeat_and_workers_give_the_same_tables(result, digits):
-    again = prunability(CONFIG, *digits, **OPTIONS, workers=2)
+    again = PrunabilityResult.from_runs(prunability(CONFIG, *digits, **OPTIONS, workers=2))
     assert again.seeds.drop_columns(list(TIMES)).equals(result.seeds.drop_columns(list(TIMES)))
     for name in ("fractions", "spectrum", "displacement", "trajectory"):
         assert getattr(again, name).equals(getattr(result, name)), name
@@ -108,15 +120,18 @@ def test_runs_repeat_and_workers_give_the_same_tables(result, digits):
 
 
 def test_without_retraining_only_the_pruned_accuracy_is_measured(digits):
-    single = prunability(CONFIG, *digits, **{**OPTIONS, "seeds": (0,)}, retrain=False)
+    single = PrunabilityResult.from_runs(
+        prunability(CONFIG, *digits, **{**OPTIONS, "seeds": (0,)}, retrain=False))
     assert single.fractions.column("acc_retrained").null_count == len(FRACTIONS)
     assert single.seeds.column("observed").to_pylist() == [None]
+    assert single.trained == 1                 # the dense network; nothing retrained
     assert single.dense["ci95"] is None
     assert single.threshold == pytest.approx(single.dense["mean"] - 0.01)
 
 
 def test_write_puts_tables_plots_and_report(result, tmp_path):
-    out = result.write(tmp_path / "prunability")
+    assert result.trained == 2 * (1 + len(FRACTIONS))   # dense + one retrain per fraction
+    out = write_result(result, tmp_path / "prunability").parent
     for name in ("seeds", "fractions", "spectrum", "displacement", "trajectory"):
         assert pcsv.read_csv(out / f"{name}.csv").num_rows == getattr(result, name).num_rows
     for plot in (PREDICTED_PLOT, ACCURACY_PLOT):
@@ -139,24 +154,3 @@ def test_bad_arguments_are_refused(digits, change, message):
     with pytest.raises(CurateError, match=message.replace("(", r"\(").replace(")", r"\)")
                        .replace("[", r"\[").replace("]", r"\]")):
         prunability(CONFIG, *digits, **{**OPTIONS, **change})
-
-
-def test_cli_ticket_sharpness(tmp_path, monkeypatch):
-    # One torch thread in the subprocess: tiny models on a busy machine run far faster.
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    args = ["ticket", "sharpness", "builtin:digits", "--test", "builtin:digits:split=test",
-            "--optimizer", "adam", "--lr", "0.01", "--batch-size", "64", "--steps", "20",
-            "--rewind-step", "2", "--seeds", "2", "--top-k", "3", "--hessian-examples", "100",
-            "--fraction", "0.5", "--fraction", "0.9"]
-    out = tmp_path / "sharpness"
-    run = curate(*args, "-o", out)
-    assert run.returncode == 0, run.stderr
-    assert len(run.stdout.strip().splitlines()) == 1
-    assert "seed 0 predicted" in run.stdout and "seed 1 predicted" in run.stdout
-    fractions = pcsv.read_csv(out / "fractions.csv")
-    assert fractions.column("fraction").to_pylist() == [0.5, 0.9, 0.5, 0.9]
-    assert (out / PREDICTED_PLOT).exists() and (out / "report.md").exists()
-
-    bad = curate(*args[:-4], "--fraction", "0.9", "--fraction", "0.5", "-o", tmp_path / "bad")
-    assert_one_line_error(bad, "fractions must be increasing numbers in (0, 1]")
-    assert not (tmp_path / "bad").exists()

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from curate.core.errors import CurateError
+from curate.experiment.outputs import write_result
 from curate.experiment.rewind_diet import first_matching, rewind_diet
 from curate.train import TensorData, TrainConfig
 
@@ -26,7 +27,7 @@ def _run(data, tolerance, tmp_path=None):
                          subsets={"full": None, "first 100": np.arange(100)},
                          rewind_steps=[4, 0], levels=1, seeds=[0, 1], tolerance=tolerance)
     if tmp_path is not None:
-        result.write(tmp_path)
+        write_result(result, tmp_path)
     return result
 
 
@@ -41,6 +42,8 @@ def test_rows_share_the_unpretrained_run_and_follow_the_matching_rule(data, tmp_
     assert all(r["matches"] and r["sparsity"] == pytest.approx(0.2) for r in rows)
     assert result.first_matching == {"full": 0, "first 100": 0}
     assert result.speedup == {"full": None, "first 100": None}  # nothing to save at k=0
+    # 2 dense runs, then IMP (dense + 1 ticket per seed) at k=0 once and at k=4 per subset
+    assert result.trained == 2 + 3 * 4 and result.reused == 0
     for name in ("rewind_diet.csv", "report.md", "ticket_accuracy_vs_rewind_step.png"):
         assert (tmp_path / name).stat().st_size > 0
     never = _run(data, tolerance=-1.0)  # a ticket 100 points above dense: none match

@@ -1,27 +1,36 @@
-"""What every experiment shares: cached training runs ("cells"), summaries, outputs.
+"""What every experiment shares: its data, cached training runs ("cells"), score tables.
 
 A *cell* is one training run: a row stub (the experiment's own columns), the
 :class:`curate.train.TrainConfig` it runs under, the keyword arguments of
-:func:`curate.train.train` that pick its data (``positions``, ``batches``) and a
-cache key. :func:`run_cells` trains the cells that have no cached result, in
-parallel processes if asked, and keeps each finished run in
-``<folder>/<key>.json`` so that a re-run of the same experiment reads it back.
+:func:`curate.train.train` that pick its data (``positions`` for a fixed subset,
+``batches`` for a schedule, nothing for all the data in shuffled epochs) and a cache
+key. :func:`run_cells` trains the cells that have no cached result, in parallel
+processes if asked, and keeps each finished run in the experiment's
+:class:`curate.core.cache.Cache` (``<folder>/<key>.json``) so that a re-run reads it back.
+
+:class:`Scores` gives an experiment its score tables: a precomputed table (from a
+recipe's score step) when the experiment was handed one, else the cached table, else
+one computed through :func:`curate.executor.score_source`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from curate.io import write_text
+from curate.core.cache import Cache
+from curate.core.errors import CurateError
+from curate.core.hashing import fingerprint
 
 #: ``final`` metrics of a run kept in every result row.
 RUN_METRICS = ("steps", "epochs", "test_acc", "test_loss", "seconds")
+#: TrainConfig fields added after runs were first cached, with the value that keeps the
+#: earlier behaviour: left out of cache keys at that value, so earlier runs stay valid.
+_LATER_FIELDS = {"standardize": False}
 
 
 @dataclass
@@ -32,14 +41,6 @@ class Cell:
     config: object
     data: dict = field(default_factory=dict)
     key: str = ""
-
-
-def fingerprint(value) -> str:
-    """xxh3-128 hex digest of the canonical JSON of ``value``."""
-    import xxhash
-
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return xxhash.xxh3_128_hexdigest(text.encode())
 
 
 def load_data(data, test_data) -> tuple:
@@ -61,9 +62,18 @@ def load_data(data, test_data) -> tuple:
             TensorData.from_table(test_source.read_all()), fingerprints)
 
 
+def config_key(config) -> dict:
+    """The config as it enters cache keys (fields added later left out at their old value)."""
+    values = dataclasses.asdict(config)
+    for name, old in _LATER_FIELDS.items():
+        if name in values and values[name] == old:
+            del values[name]
+    return values
+
+
 def cell_key(stub: dict, config, data_key, fingerprints: dict, **extra) -> str:
     """Cache key of a run: its row, whole config, a key of its data, the data fingerprints."""
-    return fingerprint({"cell": stub, "config": dataclasses.asdict(config), "data": data_key,
+    return fingerprint({"cell": stub, "config": config_key(config), "data": data_key,
                         **fingerprints, **extra})
 
 
@@ -85,13 +95,15 @@ def run_cells(cells: list[Cell], train_set, test_set, folder: Path, *, workers: 
     Cached cells are read back (``reused=True``); the rest are trained, in ``workers``
     spawned processes with one torch thread each when ``workers > 1``, and cached.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    from curate.train.seeds import map_processes
+
+    cache = Cache(folder)
     rows: list = [None] * len(cells)
     todo = []
     for i, cell in enumerate(cells):
-        path = folder / f"{cell.key}.json"
-        if path.exists():
-            rows[i] = {**cell.stub, **json.loads(path.read_text())["metrics"], "reused": True}
+        stored = cache.get_json(cell.key)
+        if stored is not None:
+            rows[i] = {**cell.stub, **stored["metrics"], "reused": True}
         else:
             todo.append(i)
     bar = None
@@ -99,21 +111,14 @@ def run_cells(cells: list[Cell], train_set, test_set, folder: Path, *, workers: 
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), desc=desc, unit="run")
-
-    def finish(i, metrics):
+    jobs = [(cells[i], train_set, test_set) for i in todo]
+    for i, metrics in zip(todo, map_processes(_train_cell, jobs, workers)):
         cell = cells[i]
-        write_text(folder / f"{cell.key}.json", json.dumps(
-            {"row": cell.stub, "config": dataclasses.asdict(cell.config), "metrics": metrics},
-            sort_keys=True, indent=1, default=str))
+        cache.put_json(cell.key, {"row": cell.stub, "config": dataclasses.asdict(cell.config),
+                                  "metrics": metrics})
         rows[i] = {**cell.stub, **metrics, "reused": False}
         if bar is not None:
             bar.update()
-
-    from curate.train.seeds import map_processes
-
-    jobs = [(cells[i], train_set, test_set) for i in todo]
-    for i, metrics in zip(todo, map_processes(_train_cell, jobs, workers)):
-        finish(i, metrics)
     if bar is not None:
         bar.close()
     return rows
@@ -142,58 +147,96 @@ def summarize_rows(rows: list[dict], by: tuple[str, ...], value: str = "test_acc
     return pa.Table.from_pylist(out)
 
 
-def runs_footer(result) -> str:
-    """The report's last line: runs trained and reused, scores computed and reused, time."""
-    return (f"Runs: {result.results.num_rows} ({result.trained} trained, {result.reused} "
-            f"reused from the cache); scores: {result.scores_computed} computed, "
-            f"{result.scores_reused} reused. Wall time: {result.seconds:.1f} s.")
+def runs_footer(result, scores: bool = True) -> str:
+    """The report's last line: runs trained and reused, scores computed and reused (unless
+    the experiment scores nothing), wall time."""
+    text = (f"Runs: {result.trained + result.reused} ({result.trained} trained, "
+            f"{result.reused} reused from the cache)")
+    if scores:
+        text += (f"; scores: {result.scores_computed} computed, {result.scores_reused} "
+                 "reused")
+    return text + f". Wall time: {result.seconds:.1f} s."
 
 
-def write_tables(out: Path, results: pa.Table, summary: pa.Table) -> None:
-    """``results.parquet``, ``results.csv`` and ``summary.csv`` in ``out``."""
-    from curate.io import write_table
+class Scores:
+    """Score tables by (scorer, parameters) for one experiment's data.
 
-    write_table(results, out / "results.parquet")
-    write_table(results, out / "results.csv")
-    write_table(summary, out / "summary.csv")
-
-
-class ScoreCache:
-    """Score tables computed once per (scorer, parameters, data) and kept as Parquet.
-
-    ``get(score, params, table)`` returns the scorer's table for ``table``, read from
-    ``<folder>/<key>.parquet`` when an earlier run computed it; ``computed`` and
-    ``reused`` count both cases.
+    ``get(name, params, table)`` returns, in this order of preference: ``precomputed[name]``
+    (tables an earlier recipe step computed, each with an ``id`` column), the table kept
+    in ``cache`` under :meth:`key` by an earlier run, or a table computed now with
+    :func:`curate.executor.score_source` and kept there. ``computed`` counts tables
+    computed, ``reused`` those read back or precomputed (each distinct table once).
     """
 
-    def __init__(self, folder: Path, fingerprints: dict):
-        self.folder, self.fingerprints = Path(folder), fingerprints
+    def __init__(self, cache: Cache, fingerprints: dict, precomputed: dict | None = None):
+        self.cache, self.fingerprints = cache, fingerprints
+        self.precomputed = dict(precomputed or {})
         self.computed = self.reused = 0
         self._tables: dict = {}
+        for name, table in self.precomputed.items():
+            if not isinstance(table, pa.Table) or "id" not in table.column_names:
+                raise CurateError(f"precomputed scores {name!r}: expected a table with an "
+                                  "'id' column")
 
-    def key(self, score: str, params: dict) -> str:
-        return fingerprint({"score": score, "params": params, "data": self.fingerprints["data"],
+    def key(self, name: str, params: dict) -> str:
+        return fingerprint({"score": name, "params": params, "data": self.fingerprints["data"],
                             "curate": self.fingerprints["curate"]})
 
-    def get(self, score: str, params: dict, table: pa.Table) -> pa.Table:
-        import pyarrow.parquet as pq
+    def has(self, name: str) -> bool:
+        """Whether ``name``'s table is precomputed (no scoring, no text column needed)."""
+        return name in self.precomputed
 
-        from curate.core.registry import make_scorer
-        from curate.executor import score_source
-        from curate.io import Source, write_table
+    def get(self, name: str, params: dict, table: pa.Table) -> pa.Table:
+        if name in self.precomputed:
+            if ("precomputed", name) not in self._tables:
+                self._tables[("precomputed", name)] = self.precomputed[name]
+                self.reused += 1
+            return self.precomputed[name]
+        key = self.key(name, params)
+        if key not in self._tables:
+            scores = self.cache.get_table(key)
+            if scores is None:
+                from curate.core.registry import make_scorer
+                from curate.executor import score_source
+                from curate.io import Source
 
-        key = self.key(score, params)
-        if key in self._tables:
-            return self._tables[key]
-        path = self.folder / f"{key}.parquet"
-        if path.exists():
-            self.reused += 1
-            scores = pq.read_table(path)
-        else:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            scorer = make_scorer(score, params)
-            scores = score_source([scorer], Source(table))[scorer.name]
-            write_table(scores, path)
-            self.computed += 1
-        self._tables[key] = scores
-        return scores
+                scorer = make_scorer(name, params)
+                scores = score_source([scorer], Source(table))[scorer.name]
+                self.cache.put_table(key, scores)
+                self.computed += 1
+            else:
+                self.reused += 1
+            self._tables[key] = scores
+        return self._tables[key]
+
+
+def as_train_config(value):
+    """A :class:`curate.train.TrainConfig` from itself or from a mapping of its fields."""
+    from curate.train import TrainConfig
+
+    if isinstance(value, TrainConfig):
+        return value
+    if not isinstance(value, dict):
+        raise CurateError(f"train_config must be a TrainConfig or a mapping of its fields, "
+                          f"got {type(value).__name__}")
+    known = [f.name for f in dataclasses.fields(TrainConfig)]
+    unknown = [k for k in value if k not in known]
+    if unknown:
+        raise CurateError(f"train_config has no field {unknown[0]!r}; fields: {', '.join(known)}")
+    return TrainConfig(**value)
+
+
+def seed_list(seeds) -> list[int]:
+    """Seeds as a list: a count ``n`` means ``0..n-1``; a list is taken as it is."""
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise CurateError(f"seeds must be a positive count or a list, got {seeds!r}")
+        return list(range(int(seeds)))
+    try:
+        out = [int(s) for s in seeds]
+    except (TypeError, ValueError):
+        raise CurateError(f"seeds must be a positive count or a list of integers, got "
+                          f"{seeds!r}") from None
+    if not out or len(set(out)) != len(out):
+        raise CurateError(f"seeds must be distinct integers, at least one, got {seeds!r}")
+    return out

@@ -18,10 +18,15 @@ Arms (Wu, Dyer and Neyshabur, ICLR 2021):
   growing from ``start * n`` to ``n`` at step ``full_at * budget``
   (:class:`filters.schedules.CurriculumSchedule`).
 
+Each paced arm is a sweep method (:mod:`curate.experiment.methods`): the registered
+``curriculum`` filter orders the examples by the score, the registered ``curriculum``
+schedule paces them; the standard arm trains on all the data in shuffled epochs.
+
 Budget rule: at each budget every arm takes exactly that many optimizer steps. The
-ordering comes from one difficulty score, computed once per fingerprint and cached;
-the random ordering is redrawn per seed. Label noise is a property of the data
-(e.g. ``builtin:mnist1d:noise=0.2``); the scores are computed on the noisy labels.
+ordering comes from one difficulty score, computed once per fingerprint and cached
+(or handed in precomputed); its direction is the scorer's unless given; the random
+ordering is redrawn per seed. Label noise is a property of the data (e.g.
+``builtin:mnist1d:noise=0.2``); the scores are computed on the noisy labels.
 
 Outputs in ``out_dir``: ``results.parquet``/``.csv`` (one row per run), ``curves.csv``
 (test accuracy during training), ``summary.csv`` (mean and 95% interval per arm and
@@ -37,21 +42,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
+from curate.core.cache import Cache
 from curate.core.errors import CurateError
+from curate.core.hashing import table_hash
 from curate.experiment.cells import (
     Cell,
-    ScoreCache,
+    Scores,
     cell_key,
     load_data,
     run_cells,
     runs_footer,
     summarize_rows,
-    write_tables,
 )
-from curate.io import write_figure, write_text
+from curate.experiment.methods import Method
+from curate.experiment.outputs import write_result
 from curate.reporting import band, interval_text, markdown_table
 
 STANDARD = "none"
@@ -69,7 +75,8 @@ class CurriculumResult:
     ``pacing``, ``budget``, ``seed``, ``step``, ``test_acc``; ``summary``: per arm and
     budget, ``n``, ``mean``, ``std``, ``ci95_lo``, ``ci95_hi`` of test accuracy;
     ``comparisons``: per pacing and budget, the paired difference (over seeds) of
-    easy-to-hard minus ``against`` (``random`` or ``standard``), with its interval.
+    easy-to-hard minus ``against`` (``random`` or ``standard``), with its interval;
+    ``report``: the path of ``report.md``.
     """
 
     results: pa.Table
@@ -82,21 +89,36 @@ class CurriculumResult:
     scores_reused: int
     seconds: float
     out_dir: Path
+    settings: dict = dataclasses.field(default_factory=dict)
+    report: Path | None = None
+
+    def tables(self) -> dict:
+        return {"results.parquet": self.results, "results.csv": self.results,
+                "summary.csv": self.summary, "curves.csv": self.curves,
+                "comparisons.csv": self.comparisons}
+
+    def figures(self) -> dict:
+        return {PLOT_NAME: curves_figure(self.curves)}
+
+    def markdown(self) -> str:
+        return report_markdown(self)
 
 
 def curriculum_sweep(data, test_data, *, score: str, score_params: dict | None = None,
-                     by: str | None = None, higher_is_harder: bool = True,
+                     by: str | None = None, higher_is_harder: bool | None = None,
                      orderings=("easy_to_hard", "hard_to_easy", "random"),
                      pacings=("linear",), budgets, seeds=(0, 1, 2), start: float = 0.1,
                      full_at: float = 0.8, train_config, eval_points: int = 10, out_dir,
-                     workers: int = 1, progress: bool = False) -> CurriculumResult:
+                     workers: int = 1, progress: bool = False,
+                     scores: dict | None = None) -> CurriculumResult:
     """Train every ordering x pacing x budget x seed, plus standard training per budget.
 
     Args:
         data, test_data: as for :func:`curate.experiment.prune_sweep`.
         score, score_params: the registered scorer that orders the examples and its
             parameters (e.g. ``{"model": "cnn1d", "epoch": 5, "seeds": 5}``).
-        by: score column (default ``score``); ``higher_is_harder``: its direction.
+        by: score column (default: the scorer's primary column); ``higher_is_harder``:
+            its direction (default: the scorer's declared direction).
         orderings: any of ``easy_to_hard``, ``hard_to_easy``, ``random``.
         pacings: pacing function names (:class:`filters.curriculum.Pacing`).
         budgets: optimizer steps per run; every arm gets each budget.
@@ -105,9 +127,9 @@ def curriculum_sweep(data, test_data, *, score: str, score_params: dict | None =
         train_config: optimizer, model and batch size (its own budget is replaced).
         eval_points: test accuracy is recorded this many times per run (curves).
         workers: > 1 trains runs in that many processes.
+        scores: precomputed score tables (scorer name -> table with ``id``).
     """
-    from filters.curriculum import ORDERINGS, Pacing, difficulty_order
-    from filters.schedules import CurriculumSchedule
+    from filters.curriculum import ORDERINGS, Pacing
 
     start_time = time.perf_counter()
     unknown = [o for o in orderings if o not in ORDERINGS]
@@ -123,11 +145,23 @@ def curriculum_sweep(data, test_data, *, score: str, score_params: dict | None =
     if not seeds or not isinstance(eval_points, int) or eval_points < 1:
         raise CurateError(f"need at least one seed and eval_points >= 1, got seeds={seeds}, "
                           f"eval_points={eval_points!r}")
+    order_params = {k: v for k, v in (("by", by), ("higher_is_harder", higher_is_harder))
+                    if v is not None}
+    arms = {(o, p): Method({"name": f"{o}/{p}", "filter": "curriculum",
+                            "params": {"ordering": o, **order_params}, "score": score,
+                            "score_params": score_params,
+                            "schedule": "curriculum",
+                            "schedule_params": {"pacing": p, "start": start,
+                                                "full_at": full_at}})
+            for o in orderings for p in pacings}
     out = Path(out_dir)
     table, train_set, test_set, fingerprints = load_data(data, test_data)
-    cache = ScoreCache(out / "scores", fingerprints)
-    scores = cache.get(score, dict(score_params or {}), table)
-    values = _values_by_position(scores, by or score, train_set.ids)
+    score_tables = Scores(Cache(out / "scores"), fingerprints, scores)
+    for method in arms.values():
+        method.check_data(table, score_tables)
+    params = dict(score_params or {})
+    score_key = (table_hash(scores[score]) if score_tables.has(score) else
+                 score_tables.key(score, params))
 
     cells = []
     for budget in budgets:
@@ -136,42 +170,43 @@ def curriculum_sweep(data, test_data, *, score: str, score_params: dict | None =
         for seed in seeds:
             stub = {"ordering": STANDARD, "pacing": STANDARD, "budget": budget, "seed": seed}
             cells.append(Cell(stub, config, {}, cell_key(stub, config, None, fingerprints)))
-            for ordering in orderings:
-                order = difficulty_order(values, ordering, higher_is_harder, seed)
-                for pacing in pacings:
-                    stub = {"ordering": ordering, "pacing": pacing,
-                            "budget": budget, "seed": seed}
-                    schedule = CurriculumSchedule(order, config.batch_size, budget, pacing,
-                                                  start=start, full_at=full_at, seed=seed)
-                    key = cell_key(stub, config, {"score": cache.key(score, score_params or {}),
-                                                  "by": by, "higher": higher_is_harder,
-                                                  "start": start, "full_at": full_at},
-                                   fingerprints)
-                    cells.append(Cell(stub, config, {"batches": schedule}, key))
+            for (ordering, pacing), method in arms.items():
+                choice = method.choose(None, seed, table, train_set.ids, score_tables)
+                stub = {"ordering": ordering, "pacing": pacing, "budget": budget, "seed": seed}
+                schedule = _schedule(method, choice, config)
+                key = cell_key(stub, config, {"score": score_key, "by": by,
+                                              "higher": choice.filter.higher_is_harder,
+                                              "start": start, "full_at": full_at},
+                               fingerprints)
+                cells.append(Cell(stub, config, {"batches": schedule}, key))
 
     rows = run_cells(cells, train_set, test_set, out / "cells", workers=workers,
                      progress=progress, desc="curriculum sweep")
     curves = pa.Table.from_pylist([
         {**{k: row[k] for k in (*ARM, "seed")}, "step": step, "test_acc": acc}
         for row in rows for step, acc in row["curve"]])
+    label = data if isinstance(data, str) else f"an in-memory {type(data).__name__}"
     result = CurriculumResult(
         results=pa.Table.from_pylist(rows).select(list(RESULT_COLUMNS)), curves=curves,
         summary=summarize_rows(rows, ARM), comparisons=paired_comparisons(rows),
         trained=sum(not r["reused"] for r in rows), reused=sum(r["reused"] for r in rows),
-        scores_computed=cache.computed, scores_reused=cache.reused,
-        seconds=time.perf_counter() - start_time, out_dir=out)
-    label = data if isinstance(data, str) else f"an in-memory {type(data).__name__}"
-    write_outputs(result, label, score, start, full_at)
+        scores_computed=score_tables.computed, scores_reused=score_tables.reused,
+        seconds=time.perf_counter() - start_time, out_dir=out,
+        settings={"data": label, "score": score, "start": start, "full_at": full_at})
+    write_result(result, out)
     return result
 
 
-def _values_by_position(scores: pa.Table, column: str, ids) -> np.ndarray:
-    """The score column as a [n] array aligned with the training positions."""
-    if column not in scores.column_names:
-        raise CurateError(f"score column {column!r} not found; the scorer wrote "
-                          f"{', '.join(c for c in scores.column_names if c != 'id')}")
-    by_id = dict(zip(scores.column("id").to_pylist(), scores.column(column).to_pylist()))
-    return np.array([np.nan if by_id.get(i) is None else by_id[i] for i in ids], dtype=float)
+def _schedule(method: Method, choice, config):
+    """The arm's paced schedule over its ordering, for the config's steps."""
+    from curate.core.registry import SCHEDULES, build
+
+    try:
+        return build(SCHEDULES, method.spec["schedule"],
+                     {**choice.schedule_params, "positions": choice.positions,
+                      "batch_size": config.batch_size, "steps": config.steps})
+    except CurateError as exc:
+        raise CurateError(f"curriculum {method.name!r}: {exc}") from None
 
 
 def paired_comparisons(rows: list[dict]) -> pa.Table:
@@ -199,19 +234,6 @@ def paired_comparisons(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(out)
 
 
-def write_outputs(result: CurriculumResult, data, score: str, start: float,
-                  full_at: float) -> None:
-    """The tables, the curves plot and report.md in ``result.out_dir``."""
-    from curate.io import write_table
-
-    out = result.out_dir
-    write_tables(out, result.results, result.summary)
-    write_table(result.curves, out / "curves.csv")
-    write_table(result.comparisons, out / "comparisons.csv")
-    write_figure(out / PLOT_NAME, curves_figure(result.curves))
-    write_text(out / "report.md", report_markdown(result, data, score, start, full_at))
-
-
 def curves_figure(curves: pa.Table):
     """Test accuracy against steps, one panel per budget, mean over seeds with 95% bands."""
     from matplotlib.figure import Figure
@@ -237,9 +259,10 @@ def curves_figure(curves: pa.Table):
     return fig
 
 
-def report_markdown(result: CurriculumResult, data, score: str, start: float,
-                    full_at: float) -> str:
+def report_markdown(result: CurriculumResult) -> str:
     """Budget rule, the arms' accuracies, the paired comparisons, the plot, wall time."""
+    s = result.settings
+    data, score, start, full_at = s["data"], s["score"], s["start"], s["full_at"]
     lines = ["# Curriculum sweep", "", f"Data: `{data}`. Ordering score: `{score}`.", "",
              "Budget rule: at each budget every arm takes exactly that many optimizer steps. "
              f"Paced arms draw each batch from the first g(t) examples of their ordering; g "

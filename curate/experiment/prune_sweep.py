@@ -1,32 +1,37 @@
-"""The prune sweep: test accuracy of models trained on score-selected subsets.
+"""The prune sweep: test accuracy of models trained on selected subsets or schedules.
 
     from curate.experiment import prune_sweep
     from curate.train import TrainConfig
     sweep = prune_sweep("builtin:mnist1d", "builtin:mnist1d:split=test",
-                        methods=["random", "el2n-hard", "el2n-easy",
-                                 {"name": "ccs", "score": "el2n", "policy": "ccs", "beta": 0.1}],
+                        methods=["random", "rs2", "el2n-hard", "el2n-easy",
+                                 {"name": "el2n-ccs", "filter": "ccs", "params": {"beta": 0.1},
+                                  "score": "el2n", "score_params": {"model": "cnn1d"}}],
                         fractions=[0.3, 0.5, 0.7], seeds=[0, 1, 2],
                         train_config=TrainConfig(model="cnn1d", epochs=30), out_dir="sweep")
     sweep.results      # one row per run; sweep.summary: one row per (method, fraction)
 
-For every method x kept fraction x seed, the method's policy picks a subset from the
-method's scores, a model is trained on it with :func:`curate.train.train` and its test
-accuracy recorded; the full data (fraction 1.0, method ``"full"``) is trained once per
-seed as the baseline.
+A method is any registered filter with its parameters over any registered scorer, a
+registered schedule (RS2), or a given selection (:mod:`curate.experiment.methods`).
+For every method x kept fraction x seed, the method picks the run's training data
+(a fixed subset, or a schedule of batches), a model is trained on it with
+:func:`curate.train.train` and its test accuracy recorded; the full data (fraction
+1.0, method ``"full"``) is trained once per seed as the baseline. A method that takes
+no fraction (``threshold``, a selection) runs once per seed at the fraction it keeps.
 
 Budget rules (stated in every row's ``budget``):
 
 - ``"same-steps"``: every run takes the optimizer steps of the full data, i.e. the
   config's ``steps``, or ``epochs * ceil(n / batch_size)`` for the full ``n``.
 - ``"same-epochs"``: every run takes the config's ``epochs`` over its own subset, so
-  smaller subsets take fewer steps (needs a config with ``epochs``); for RS2 an epoch
-  is one round over its per-round subset.
+  smaller subsets take fewer steps (needs a config with ``epochs``); for a schedule an
+  epoch is its ``epoch_size`` (RS2: one round over its per-round subset).
 
-Caching: scores are computed once per (scorer, parameters, data fingerprint) and kept
-in ``out_dir/scores/<key>.parquet``; each finished run is kept in
-``out_dir/cells/<key>.json``, keyed by an xxh3 hash of the canonical JSON of its whole
-configuration, the data and test-data fingerprints and the curate version. A re-run
-of the same sweep reuses both (rows say ``reused=True``).
+Caching: score tables are computed once per (scorer, parameters, data fingerprint)
+through :func:`curate.executor.score_source` and kept in ``out_dir/scores/``, unless
+``scores`` hands the sweep precomputed ones; each finished run is kept in
+``out_dir/cells/``, keyed by a fingerprint of its whole configuration, its data, the
+data and test-data fingerprints and the curate version. A re-run of the same sweep
+reuses both (rows say ``reused=True``).
 
 Outputs in ``out_dir``: ``results.parquet`` and ``results.csv`` (the runs),
 ``summary.csv`` (mean, std and 95% Student-t interval of test accuracy per method and
@@ -43,31 +48,23 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from curate.core.cache import Cache
 from curate.core.errors import CurateError
+from curate.core.hashing import fingerprint
 from curate.experiment.cells import (
     Cell,
-    ScoreCache,
+    Scores,
     cell_key,
-    fingerprint,
     load_data,
     run_cells,
     runs_footer,
     summarize_rows,
-    write_tables,
 )
-from curate.io import write_figure, write_text
+from curate.experiment.methods import Choice, Method
+from curate.experiment.outputs import write_result
 from curate.reporting import band, baseline_band, interval_text, markdown_table
 
 BUDGETS = ("same-steps", "same-epochs")
-POLICIES = ("keep_fraction", "random", "ccs", "rs2")
-#: Policies that need no score.
-UNSCORED = ("random", "rs2")
-#: Scores for which a lower value means harder (the rest: higher is harder).
-LOWER_IS_HARDER = frozenset({"aum"})
-#: Method keys passed on to the policy.
-POLICY_KEYS = {"keep_fraction": ("keep", "offset", "balance"),
-               "ccs": ("beta", "bins", "balance"),
-               "random": (), "rs2": ()}
 PLOT_NAME = "accuracy_vs_fraction.png"
 RESULT_COLUMNS = ("method", "score", "policy", "keep", "fraction", "n_kept", "seed", "budget",
                   "steps", "epochs", "test_acc", "test_loss", "seconds", "reused")
@@ -77,11 +74,13 @@ RESULT_COLUMNS = ("method", "score", "policy", "keep", "fraction", "n_kept", "se
 class SweepResult:
     """What :func:`prune_sweep` produced.
 
-    ``results``: one row per run (columns :data:`RESULT_COLUMNS`); ``summary``: one row
-    per (method, fraction) with ``n``, ``mean``, ``std``, ``ci95_lo``, ``ci95_hi`` of
-    test accuracy and the mean ``steps``; ``subsets``: (method, fraction, seed) ->
-    training positions; counts of runs trained / reused and scores computed / reused;
-    ``seconds``: wall time of the sweep.
+    ``results``: one row per run (columns :data:`RESULT_COLUMNS`; ``policy`` says how
+    the method picked its data: the filter, the schedule, ``selection``, or
+    ``filter+schedule``); ``summary``: one row per (method, fraction) with ``n``,
+    ``mean``, ``std``, ``ci95_lo``, ``ci95_hi`` of test accuracy and the mean ``steps``;
+    ``subsets``: (method, fraction, seed) -> training positions of the fixed-subset runs;
+    counts of runs trained / reused and scores computed / reused; ``seconds``: wall time;
+    ``report``: the path of ``report.md``.
     """
 
     results: pa.Table
@@ -93,29 +92,35 @@ class SweepResult:
     scores_reused: int
     seconds: float
     out_dir: Path
+    settings: dict = dataclasses.field(default_factory=dict)
+    report: Path | None = None
+
+    def tables(self) -> dict:
+        return {"results.parquet": self.results, "results.csv": self.results,
+                "summary.csv": self.summary}
+
+    def figures(self) -> dict:
+        return {PLOT_NAME: accuracy_figure(self.summary)}
+
+    def markdown(self) -> str:
+        return report_markdown(self)
 
 
 def prune_sweep(data, test_data, *, methods, fractions, seeds=(0, 1, 2),
                 budget: str = "same-steps", train_config, score_seeds=None, out_dir,
-                workers: int = 1, progress: bool = False) -> SweepResult:
-    """Train on subsets chosen by each method at each kept fraction, over seeds.
+                workers: int = 1, progress: bool = False, scores: dict | None = None,
+                selection=None) -> SweepResult:
+    """Train on the data each method picks at each kept fraction, over seeds.
 
     Args:
         data: the training data, anything :class:`curate.io.Source` reads (with ``id``,
             ``label`` and inputs, as the built-in datasets).
         test_data: the test data, likewise.
-        methods: method specs. A dict has ``name``, ``policy`` (``"keep_fraction"``,
-            ``"ccs"``, ``"random"``: a static random subset, or ``"rs2"``: a fresh random
-            subset every round, see :class:`filters.schedules.RS2Schedule`), for scored
-            policies ``score`` (a registered
-            scorer), optional ``score_params``, ``by`` (score column; default the score
-            name), ``higher_is_harder`` (default False for AUM, else True) and the
-            policy's own keys (``keep``/``offset``; ``beta``/``bins``; both take
-            ``balance``, a label column for class-balanced budgets). A string is
-            shorthand: ``"random"``, ``"rs2"``, ``"<score>-<easy|hard|middle>"`` or
-            ``"<score>-ccs"``. Random, RS2 and CCS sampling use the run's seed.
+        methods: method dicts or shorthands (:mod:`curate.experiment.methods`), each
+            checked before anything runs.
         fractions: kept fractions in (0, 1]; the full-data baseline is always added.
-        seeds: training seeds; every cell runs once per seed.
+        seeds: training seeds; every cell runs once per seed (filters and schedules that
+            take a seed get the run's).
         budget: ``"same-steps"`` or ``"same-epochs"`` (see the module docstring).
         train_config: a :class:`curate.train.TrainConfig` for every run (its model must
             be a zoo name so that it can be hashed and cached).
@@ -124,8 +129,11 @@ def prune_sweep(data, test_data, *, methods, fractions, seeds=(0, 1, 2),
         out_dir: folder for caches and outputs (created).
         workers: > 1 trains runs in that many spawned processes, one torch thread each.
         progress: show a progress bar over the runs.
+        scores: precomputed score tables, scorer name -> table with ``id`` (e.g. those a
+            recipe's score steps computed), used instead of scoring again.
+        selection: the selection the recipe's steps built, for methods with
+            ``selection: "selection"``.
     """
-
     start = time.perf_counter()
     if budget not in BUDGETS:
         raise CurateError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
@@ -136,150 +144,76 @@ def prune_sweep(data, test_data, *, methods, fractions, seeds=(0, 1, 2),
     fractions = sorted({float(f) for f in fractions} - {1.0})
     if any(not 0 < f < 1 for f in fractions):
         raise CurateError(f"fractions must lie in (0, 1], got {fractions}")
-    specs = [method_spec(m) for m in methods]
-    names = [s["name"] for s in specs]
+    prepared = [Method(m, score_seeds=score_seeds, selection=selection) for m in methods]
+    names = [m.name for m in prepared]
     if len(set(names)) != len(names) or "full" in names:
         raise CurateError(f"method names must be distinct and not 'full': {names}")
     seeds = [int(s) for s in seeds]
     out = Path(out_dir)
 
     table, train_set, test_set, fingerprints = load_data(data, test_data)
+    score_tables = Scores(Cache(out / "scores"), fingerprints, scores)
+    for method in prepared:
+        method.check_data(table, score_tables)
     full_steps = train_config.total_steps(len(train_set))
-
-    score_cache = ScoreCache(out / "scores", fingerprints)
-    score_tables = [None if spec["policy"] in UNSCORED else
-                    score_cache.get(spec["score"], score_params(spec, score_seeds), table)
-                    for spec in specs]
+    every = np.arange(len(train_set))
 
     cells = []
     for seed in seeds:
-        cells.append(_cell({"method": "full", "score": None, "policy": None, "keep": None,
-                            "fraction": 1.0, "seed": seed}, spec=None,
-                           positions=np.arange(len(train_set)), config=train_config,
-                           budget=budget, full_steps=full_steps, fingerprints=fingerprints))
-        for spec, scores in zip(specs, score_tables):
-            for fraction in fractions:
-                if spec["policy"] == "rs2":
-                    cells.append(_rs2_cell(spec, fraction, seed, len(train_set), train_config,
-                                           budget, full_steps, fingerprints))
-                    continue
-                chosen = subset_positions(spec, fraction, seed, scores, table, train_set.ids)
-                cells.append(_cell({"method": spec["name"], "score": spec.get("score"),
-                                    "policy": spec["policy"], "keep": spec.get("keep"),
-                                    "fraction": fraction, "seed": seed},
-                                   spec=spec, positions=chosen, config=train_config,
-                                   budget=budget, full_steps=full_steps,
-                                   fingerprints=fingerprints))
+        stub = {"method": "full", "score": None, "policy": None, "keep": None,
+                "fraction": 1.0, "seed": seed}
+        cells.append(_cell(stub, None, Choice(every, 1.0), train_config, budget, full_steps,
+                           fingerprints))
+        for method in prepared:
+            for fraction in (fractions if method.takes_fraction else [None]):
+                choice = method.choose(fraction, seed, table, train_set.ids, score_tables)
+                stub = {"method": method.name, "score": method.spec["score"],
+                        "policy": method.policy,
+                        "keep": choice.filter.params().get("keep") if choice.filter else None,
+                        "fraction": choice.fraction, "seed": seed}
+                cells.append(_cell(stub, method, choice, train_config, budget, full_steps,
+                                   fingerprints))
 
     rows = run_cells(cells, train_set, test_set, out / "cells", workers=workers,
                      progress=progress, desc="prune sweep")
     results = pa.Table.from_pylist(rows).select(list(RESULT_COLUMNS))
-    summary = summarize_rows(rows, ("method", "fraction"))
-    seconds = time.perf_counter() - start
     subsets = {(c.stub["method"], c.stub["fraction"], c.stub["seed"]): c.data["positions"]
                for c in cells if "positions" in c.data}
     reused = sum(r["reused"] for r in rows)
-    result = SweepResult(results=results, summary=summary, subsets=subsets,
-                         trained=len(rows) - reused, reused=reused,
-                         scores_computed=score_cache.computed,
-                         scores_reused=score_cache.reused, seconds=seconds, out_dir=out)
-    write_outputs(result, budget, train_config, full_steps)
+    result = SweepResult(
+        results=results, summary=summarize_rows(rows, ("method", "fraction")), subsets=subsets,
+        trained=len(rows) - reused, reused=reused, scores_computed=score_tables.computed,
+        scores_reused=score_tables.reused, seconds=time.perf_counter() - start, out_dir=out,
+        settings={"budget": budget, "config": train_config, "full_steps": full_steps})
+    write_result(result, out)
     return result
 
 
-def method_spec(method) -> dict:
-    """A method as a full dict (see :func:`prune_sweep`); strings are expanded."""
-    if isinstance(method, str):
-        if method in UNSCORED:
-            return {"name": method, "policy": method}
-        score, _, how = method.rpartition("-")
-        if not score or how not in ("easy", "hard", "middle", "ccs"):
-            raise CurateError(f"bad method {method!r}: expected 'random', 'rs2', "
-                              "'<score>-<easy|hard|middle>' or '<score>-ccs'")
-        if how == "ccs":
-            return method_spec({"name": method, "score": score, "policy": "ccs"})
-        return method_spec({"name": method, "score": score, "policy": "keep_fraction",
-                            "keep": how})
-    spec = dict(method)
-    if "name" not in spec or spec.get("policy") not in POLICIES:
-        raise CurateError(f"method {method!r} needs a name and a policy in {POLICIES}")
-    if spec["policy"] not in UNSCORED:
-        if "score" not in spec:
-            raise CurateError(f"method {spec['name']!r}: policy {spec['policy']!r} needs a "
-                              "score")
-        spec.setdefault("score_params", {})
-        spec.setdefault("by", spec["score"])
-        spec.setdefault("higher_is_harder", spec["score"] not in LOWER_IS_HARDER)
-    if spec["policy"] == "keep_fraction":
-        spec.setdefault("keep", "hard")
-    return spec
+def _cell(stub: dict, method: Method | None, choice: Choice, config, budget: str,
+          full_steps: int, fingerprints: dict) -> Cell:
+    """One run: a fixed subset (``positions``) or a schedule (``batches``) under the budget."""
+    from curate.core.registry import SCHEDULES, build
 
-
-def score_params(spec: dict, score_seeds) -> dict:
-    """The scorer parameters of a method: its ``score_params``, ``seeds`` defaulted."""
-    params = dict(spec["score_params"])
-    if score_seeds is not None:
-        params.setdefault("seeds", score_seeds)
-    return params
-
-
-def subset_positions(spec: dict, fraction: float, seed: int, scores, table: pa.Table,
-                     ids) -> np.ndarray:
-    """Training positions (sorted) the method keeps at ``fraction`` for ``seed``."""
-    from filters import CCS, KeepFraction, RandomSubset, join_labels, select
-    from curate.core.tables import kept_positions
-
-    options = {k: spec[k] for k in POLICY_KEYS[spec["policy"]] if k in spec}
-    if spec["policy"] == "random":
-        scores, policy = table.select(["id"]), RandomSubset(fraction, seed=seed)
-    elif spec["policy"] == "ccs":
-        policy = CCS(spec["by"], fraction, higher_is_harder=spec["higher_is_harder"],
-                     seed=seed, **options)
-    else:
-        policy = KeepFraction(spec["by"], fraction,
-                              higher_is_harder=spec["higher_is_harder"], **options)
-    if options.get("balance"):
-        scores = join_labels(scores, table, column=options["balance"])
-    selection = select(scores, [policy])
-    positions = kept_positions(selection, ids)
-    if not len(positions):
-        raise CurateError(f"method {spec['name']!r} keeps no example at fraction {fraction:g}")
-    return positions
-
-
-def _rs2_cell(spec, fraction, seed, n, config, budget, full_steps, fingerprints) -> Cell:
-    """RS2: every round trains on a fresh random ``fraction`` of the data (no fixed subset).
-
-    ``same-steps`` takes the full data's steps; ``same-epochs`` takes the config's epochs
-    of rounds, each ``ceil(round_size / batch_size)`` steps.
-    """
-    from filters.schedules import RS2Schedule
-
-    per_round = RS2Schedule(n, fraction, config.batch_size, 1).round_size
-    steps = full_steps if budget == "same-steps" else \
-        config.epochs * config.steps_per_epoch(per_round)
-    config = dataclasses.replace(config, steps=steps, epochs=None)
-    stub = {"method": spec["name"], "score": None, "policy": "rs2", "keep": None,
-            "fraction": fraction, "seed": seed, "n_kept": per_round, "budget": budget}
-    schedule = RS2Schedule(n, fraction, config.batch_size, steps, seed=seed)
-    key = cell_key(stub, config, "rs2", fingerprints, method=spec)
+    params = None if method is None else choice.schedule_params
+    if params is None:
+        if budget == "same-steps":
+            config = dataclasses.replace(config, steps=full_steps, epochs=None)
+        stub = {**stub, "n_kept": len(choice.positions), "budget": budget}
+        key = cell_key(stub, config, fingerprint(choice.positions.tolist()), fingerprints,
+                       method=None if method is None else method.key(choice))
+        return Cell(stub, config, {"positions": choice.positions}, key)
+    length = {"steps": full_steps} if budget == "same-steps" else {"epochs": config.epochs}
+    try:
+        schedule = build(SCHEDULES, method.spec["schedule"],
+                         {**params, "positions": choice.positions,
+                          "batch_size": config.batch_size, **length})
+    except CurateError as exc:
+        raise CurateError(f"method {method.name!r}: {exc}") from None
+    config = dataclasses.replace(config, steps=schedule.steps, epochs=None)
+    stub = {**stub, "n_kept": schedule.epoch_size, "budget": budget}
+    key = cell_key(stub, config, method.data_key(choice), fingerprints,
+                   method=method.key(choice))
     return Cell(stub, config, {"batches": schedule}, key)
-
-
-def _cell(stub: dict, *, spec, positions, config, budget, full_steps, fingerprints) -> Cell:
-    if budget == "same-steps":
-        config = dataclasses.replace(config, steps=full_steps, epochs=None)
-    stub = {**stub, "n_kept": len(positions), "budget": budget}
-    key = cell_key(stub, config, fingerprint(positions.tolist()), fingerprints, method=spec)
-    return Cell(stub, config, {"positions": positions}, key)
-
-
-def write_outputs(result: SweepResult, budget: str, config, full_steps: int) -> None:
-    """results.parquet/.csv, summary.csv, the plot and report.md in ``result.out_dir``."""
-    out = result.out_dir
-    write_tables(out, result.results, result.summary)
-    write_figure(out / PLOT_NAME, accuracy_figure(result.summary))
-    write_text(out / "report.md", report_markdown(result, budget, config, full_steps))
 
 
 def accuracy_figure(summary: pa.Table):
@@ -302,10 +236,11 @@ def accuracy_figure(summary: pa.Table):
     return fig
 
 
-def report_markdown(result: SweepResult, budget: str, config, full_steps: int) -> str:
+def report_markdown(result: SweepResult) -> str:
     """The sweep's report: budget rule, table of means and intervals, plot, wall time."""
-    rule = (f"same-steps: every run takes {full_steps} optimizer steps (the full data's "
-            "budget), whatever the subset size" if budget == "same-steps" else
+    budget, config = result.settings["budget"], result.settings["config"]
+    rule = (f"same-steps: every run takes {result.settings['full_steps']} optimizer steps (the "
+            "full data's budget), whatever the subset size" if budget == "same-steps" else
             f"same-epochs: every run takes {config.epochs} epochs over its own subset "
             "(smaller subsets take fewer steps)")
     lines = ["# Prune sweep", "", f"Budget rule: {rule}.", "",

@@ -20,6 +20,11 @@ The measured quantity is, per subset, the smallest k in ``rewind_steps`` with ma
 tickets, and the ratio of the full data's k to the subset's (``speedup``). A k of 0
 needs no pre-training at all, so the ratio is only defined when the full data needs
 k > 0.
+
+:func:`rewind_diet_experiment` (registered as ``rewind-diet``) picks the subsets with
+sweep methods (:mod:`curate.experiment.methods`: any filter over any scorer, or the
+recipe's selection), caches the dense runs and every IMP run in ``out_dir/cells`` and
+writes ``rewind_diet.csv``, the plot and ``report.md`` there.
 """
 
 from __future__ import annotations
@@ -28,10 +33,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
+from curate.core.cache import Cache
 from curate.core.errors import CurateError
-from curate.io import write_figure, write_text
+from curate.experiment.cells import (
+    Cell,
+    Scores,
+    as_train_config,
+    cell_key,
+    load_data,
+    run_cells,
+    runs_footer,
+    seed_list,
+)
+from curate.experiment.outputs import write_result
 from curate.reporting import band, baseline_band, interval_text, markdown_table
 
 PLOT_NAME = "ticket_accuracy_vs_rewind_step.png"
@@ -47,7 +64,9 @@ class DietResult:
     ``dense``: the dense reference's ``mean``, ``ci95`` and ``n``.
     ``first_matching``: subset -> smallest matching rewind step (None: none matched).
     ``speedup``: subset -> full data's first matching k / the subset's (None when
-    undefined). ``seconds``: wall time.
+    undefined). ``seconds``: wall time. ``trained`` / ``reused``: training runs (dense
+    and IMP) trained and read from the cache; ``scores_computed`` / ``scores_reused``:
+    score tables for the subsets; ``report``: the path of ``report.md`` once written.
     """
 
     rows: pa.Table
@@ -56,21 +75,26 @@ class DietResult:
     speedup: dict
     settings: dict
     seconds: float
+    trained: int = 0
+    reused: int = 0
+    scores_computed: int = 0
+    scores_reused: int = 0
+    report: Path | None = None
 
-    def write(self, out_dir) -> Path:
-        """``rewind_diet.csv``, the plot and ``report.md`` in ``out_dir``."""
-        from curate.io import write_table
+    def tables(self) -> dict:
+        return {"rewind_diet.csv": self.rows}
 
-        out = Path(out_dir)
-        write_table(self.rows, out / "rewind_diet.csv")
-        write_figure(out / PLOT_NAME, diet_figure(self))
-        write_text(out / "report.md", report_markdown(self))
-        return out
+    def figures(self) -> dict:
+        return {PLOT_NAME: diet_figure(self)}
+
+    def markdown(self) -> str:
+        return report_markdown(self)
 
 
 def rewind_diet(config, train_data, test_data, *, subsets: dict, rewind_steps, levels: int,
                 fraction: float = 0.2, seeds=(0, 1, 2), tolerance: float | None = None,
-                full: str = "full", workers: int = 1, **imp_options) -> DietResult:
+                full: str = "full", workers: int = 1, cache: Cache | None = None,
+                fingerprints: dict | None = None, **imp_options) -> DietResult:
     """IMP from rewind points pre-trained on each subset, at each rewind step.
 
     Args:
@@ -82,10 +106,11 @@ def rewind_diet(config, train_data, test_data, *, subsets: dict, rewind_steps, l
         rewind_steps: the k to try (0 is shared by every subset: nothing pre-trains).
         levels, fraction: IMP rounds and the share pruned per round.
         tolerance: matching rule (see the module docstring); None = the dense interval.
+        cache, fingerprints: keep the dense runs and the IMP runs in ``cache`` (keyed
+            with the data ``fingerprints``) and read them back on a re-run.
         imp_options: passed to :func:`curate.train.lottery.imp` (e.g. ``scope``).
     """
-    from curate.train import train_seeds
-    from curate.train.lottery import imp
+    from curate.experiment.lottery import run_imp, summarize_runs
 
     started = time.perf_counter()
     if full not in subsets or subsets[full] is not None:
@@ -94,8 +119,8 @@ def rewind_diet(config, train_data, test_data, *, subsets: dict, rewind_steps, l
     if not steps or steps[0] < 0:
         raise CurateError(f"rewind_steps must be non-negative integers, got {rewind_steps}")
     seeds = list(seeds)
-    dense = train_seeds(config, train_data, test_data, seeds=seeds, workers=workers)
-    dense = dense.summary["test_acc"]
+    dense, trained, reused = _dense(config, train_data, test_data, seeds, workers, cache,
+                                    fingerprints)
     if tolerance is not None:
         threshold = dense["mean"] - tolerance
     elif dense["ci95"] is not None:
@@ -103,22 +128,25 @@ def rewind_diet(config, train_data, test_data, *, subsets: dict, rewind_steps, l
     else:
         raise CurateError("one seed has no interval: give two or more seeds or a tolerance")
 
-    rows, cache = [], {}
+    rows, done = [], {}
     for name, positions in subsets.items():
         for k in steps:
             # k = 0 pre-trains nothing: every subset shares the full data's run.
             key = (None, 0) if k == 0 else (name, k)
-            if key not in cache:
-                result = imp(config, train_data, test_data, levels=levels, fraction=fraction,
-                             rewind_step=k, seeds=seeds, controls=(), instability="none",
-                             pretrain=None if k == 0 else positions, workers=workers,
-                             **imp_options)
-                last = [r for r in result.summary.to_pylist()
-                        if r["kind"] == "ticket" and r["level"] == levels]
+            if key not in done:
+                runs, was_cached = run_imp(
+                    config, train_data, test_data, cache=cache, fingerprints=fingerprints,
+                    workers=workers, levels=levels, fraction=fraction, rewind_step=k,
+                    seeds=seeds, controls=(), instability="none",
+                    pretrain=None if k == 0 else positions, **imp_options)
+                reused += len(runs.runs) if was_cached else 0
+                trained += 0 if was_cached else len(runs.runs)
+                summary = summarize_runs(runs.runs).to_pylist()
+                last = [r for r in summary if r["kind"] == "ticket" and r["level"] == levels]
                 if not last:  # levels == 0: the "ticket" is the dense run of level 0
-                    last = [r for r in result.summary.to_pylist() if r["kind"] == "dense"]
-                cache[key] = last[0]
-            row = cache[key]
+                    last = [r for r in summary if r["kind"] == "dense"]
+                done[key] = last[0]
+            row = done[key]
             rows.append({"subset": name,
                          "n_pretrain": len(train_data) if positions is None or k == 0
                          else len(positions),
@@ -134,7 +162,78 @@ def rewind_diet(config, train_data, test_data, *, subsets: dict, rewind_steps, l
     return DietResult(rows=pa.Table.from_pylist(rows),
                       dense={"mean": dense["mean"], "ci95": dense["ci95"], "n": dense["n"]},
                       first_matching=first, speedup=speedup, settings=settings,
-                      seconds=time.perf_counter() - started)
+                      seconds=time.perf_counter() - started, trained=trained, reused=reused)
+
+
+def _dense(config, train_data, test_data, seeds, workers, cache, fingerprints) -> tuple:
+    """``(summary of test_acc, trained, reused)`` of the dense reference over ``seeds``."""
+    from curate.train import summarize, train_seeds
+
+    if cache is None or not isinstance(config.model, str):
+        runs = train_seeds(config, train_data, test_data, seeds=seeds, workers=workers)
+        return runs.summary["test_acc"], len(seeds), 0
+    cells = [Cell({"rewind_diet": "dense", "seed": seed}, config, {}) for seed in seeds]
+    for cell in cells:
+        cell.key = cell_key(cell.stub, config, None, fingerprints or {})
+    rows = run_cells(cells, train_data, test_data, cache.folder, workers=workers)
+    reused = sum(r["reused"] for r in rows)
+    return summarize([r["test_acc"] for r in rows]), len(rows) - reused, reused
+
+
+def rewind_diet_experiment(data, test_data, *, train_config, seeds, out_dir, workers: int = 1,
+                           progress: bool = False, scores: dict | None = None, selection=None,
+                           subsets, rewind_steps, levels: int, subset_fraction: float = 0.1,
+                           subset_seed: int = 0, score_seeds: int | None = None,
+                           fraction: float = 0.2, tolerance: float | None = None,
+                           scope: str = "global",
+                           output_fraction: float | None = None) -> DietResult:
+    """:func:`rewind_diet` with subsets picked by sweep methods, cached, written to ``out_dir``.
+
+    Args:
+        subsets: sweep methods (:mod:`curate.experiment.methods`: shorthands or dicts; a
+            method with ``selection: "selection"`` takes the recipe's ``selection``),
+            each giving the 0..k phase's data; the full data is always added as
+            ``"full"``, the reference. Schedules are refused (the phase trains on a
+            fixed subset).
+        subset_fraction: the kept fraction given to methods that take one.
+        subset_seed: the seed given to methods that take one (one subset for every
+            training seed, as in Paul et al.).
+        score_seeds: the scorers' ``seeds`` unless a method's ``score_params`` sets it.
+        scores: precomputed score tables (scorer name -> table with ``id``).
+        rewind_steps, levels, fraction, tolerance: as for :func:`rewind_diet`;
+        scope, output_fraction: IMP's (:func:`curate.train.lottery.imp`).
+        progress: not used.
+    """
+    from curate.experiment.methods import Method
+
+    started = time.perf_counter()
+    config = as_train_config(train_config)
+    methods = [Method(m, score_seeds=score_seeds, selection=selection) for m in subsets]
+    names = [m.name for m in methods]
+    if len(set(names)) != len(names) or "full" in names:
+        raise CurateError(f"subset names must be distinct and not 'full': {names}")
+    for method in methods:
+        if method.schedule_fn is not None:
+            raise CurateError(f"subset {method.name!r}: the 0..k phase trains on a fixed "
+                              "subset; a schedule cannot give one")
+    table, train_set, test_set, fingerprints = load_data(data, test_data)
+    out = Path(out_dir)
+    score_tables = Scores(Cache(out / "scores"), fingerprints, scores)
+    chosen: dict = {"full": None}
+    for method in methods:
+        method.check_data(table, score_tables)
+        choice = method.choose(subset_fraction if method.takes_fraction else None,
+                               subset_seed, table, train_set.ids, score_tables)
+        chosen[method.name] = np.asarray(choice.positions)
+    result = rewind_diet(config, train_set, test_set, subsets=chosen,
+                         rewind_steps=rewind_steps, levels=levels, fraction=fraction,
+                         seeds=seed_list(seeds), tolerance=tolerance, workers=workers,
+                         cache=Cache(out / "cells"), fingerprints=fingerprints, scope=scope,
+                         output_fraction=output_fraction)
+    result.scores_computed, result.scores_reused = score_tables.computed, score_tables.reused
+    result.seconds = time.perf_counter() - started
+    write_result(result, out)
+    return result
 
 
 def first_matching(rows: list[dict], full: str = "full") -> tuple[dict, dict]:
@@ -198,5 +297,5 @@ def report_markdown(result: DietResult) -> str:
           "n/a" if result.speedup[name] is None else f"{result.speedup[name]:.2f}x"]
          for name, k in result.first_matching.items()])
     lines += ["", f"![ticket accuracy vs rewind step]({PLOT_NAME})", "",
-              f"Wall time: {result.seconds:.1f} s.", ""]
+              runs_footer(result), ""]
     return "\n".join(lines)

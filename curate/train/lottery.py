@@ -26,6 +26,9 @@ stay zero), so this equals Paul et al.'s masking with level L's mask. ``instabil
 between the level's network and a copy trained from the same ``W_k`` and mask with
 another data order (Frankle et al. 2020), at the dense level (``instability="dense"``)
 or at every level (``"all"``).
+
+:func:`imp` returns the measurements as plain rows (:class:`ImpRuns`); the summaries,
+plots and report are :mod:`curate.experiment.lottery`'s.
 """
 
 from __future__ import annotations
@@ -33,14 +36,10 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
 from curate.core.errors import CurateError
-from curate.io import write_figure, write_text
-from curate.reporting import band, baseline_band, markdown_table
 from curate.train.connectivity import error_barrier
 from curate.train.data import TensorData
 from curate.train.models import make_model
@@ -51,14 +50,12 @@ from curate.train.pruning import (
     random_masks,
     sparsity,
 )
-from curate.train.seeds import map_processes, summarize
+from curate.train.seeds import map_processes
 from curate.train.trainer import TrainConfig, seeded, train
 
 KINDS = ("dense", "ticket", "random_mask", "reinit")
 CONTROLS = ("random_mask", "reinit")
 INSTABILITY = ("none", "dense", "all")
-ACCURACY_PLOT = "accuracy_vs_sparsity.png"
-BARRIER_PLOT = "barrier_vs_level.png"
 
 # Streams of derived seeds (numpy SeedSequence entropy: stream, run seed, level), so a
 # control's init or mask never shares a seed with a run seed.
@@ -70,25 +67,18 @@ def _derived_seed(stream: int, seed: int, level: int) -> int:
 
 
 @dataclass
-class LotteryResult:
-    """What :func:`imp` measured.
+class ImpRuns:
+    """What :func:`imp` measured, as plain rows (lists of dicts).
 
-    Tables (pyarrow):
-
-    - ``runs``, one row per (seed, level, kind): ``seed, level, kind`` (dense | ticket |
+    - ``runs``, one per (seed, level, kind): ``seed, level, kind`` (dense | ticket |
       random_mask | reinit), ``kept, total`` (prunable weights), ``density, sparsity``,
       ``test_acc, test_loss, train_acc, train_loss``, ``steps`` (k + T - k),
       ``steps_to_target`` (first history step, counted from the initialisation, with
-      test_acc >= target_acc; null when never or without a target), ``seconds``.
-    - ``summary``, per (level, kind): ``level, kind, density, sparsity, n, mean, std,
-      ci95_lo, ci95_hi`` of test_acc over seeds (Student t), ``reached`` (seeds that hit
-      the target) and ``steps_to_target`` (their mean; null when none).
-    - ``barriers``, one row per (seed, kind, level): ``seed, kind`` (successive |
+      test_acc >= target_acc; None when never or without a target), ``seconds``.
+    - ``barriers``, one per (seed, kind, level): ``seed, kind`` (successive |
       instability), ``level, other_level`` (L and L+1, or L and L), ``sparsity`` (of
       ``other_level``), ``barrier, barrier_linear, max_error, endpoint_error_mean,
       error_a, error_b`` (see :func:`curate.train.connectivity.barrier`).
-    - ``barrier_summary``, per (kind, level, other_level): ``sparsity, n, mean, std,
-      ci95_lo, ci95_hi`` of ``barrier`` and ``barrier_linear_mean``.
     - ``curves``: ``seed, level, kind, step, test_acc, test_loss`` (step counted from the
       initialisation, so the first row of a level run is at k + eval_every).
 
@@ -97,33 +87,14 @@ class LotteryResult:
     ``settings`` and the wall time in ``seconds``.
     """
 
-    runs: pa.Table
-    summary: pa.Table
-    barriers: pa.Table
-    barrier_summary: pa.Table
-    curves: pa.Table
+    runs: list
+    barriers: list
+    curves: list
     settings: dict
     seconds: float
     masks: dict = field(default_factory=dict, repr=False)
     rewind_states: dict = field(default_factory=dict, repr=False)
     states: dict = field(default_factory=dict, repr=False)
-
-    def write(self, out_dir) -> Path:
-        """Write runs.parquet/.csv, summary.csv, barriers.csv, barrier_summary.csv,
-        curves.parquet, the two plots and report.md into ``out_dir`` (atomically)."""
-        from curate.io import write_table
-
-        out = Path(out_dir)
-        write_table(self.runs, out / "runs.parquet")
-        write_table(self.runs, out / "runs.csv")
-        write_table(self.summary, out / "summary.csv")
-        write_table(self.barriers, out / "barriers.csv")
-        write_table(self.barrier_summary, out / "barrier_summary.csv")
-        write_table(self.curves, out / "curves.parquet")
-        write_figure(out / ACCURACY_PLOT, accuracy_figure(self.summary))
-        write_figure(out / BARRIER_PLOT, barrier_figure(self.barrier_summary))
-        write_text(out / "report.md", report_markdown(self))
-        return out
 
 
 def imp(config: TrainConfig, train_data: TensorData, test_data: TensorData, *, levels: int,
@@ -131,7 +102,7 @@ def imp(config: TrainConfig, train_data: TensorData, test_data: TensorData, *, l
         controls=("random_mask", "reinit"), output_fraction: float | None = None,
         scope: str = "global", target_acc: float | None = None, eval_every: int | None = None,
         barrier_points: int = 11, pretrain=None, instability: str = "dense",
-        workers: int = 1) -> LotteryResult:
+        workers: int = 1) -> ImpRuns:
     """Iterative magnitude pruning with rewinding, over ``seeds`` (see the module notes).
 
     Args:
@@ -175,36 +146,14 @@ def imp(config: TrainConfig, train_data: TensorData, test_data: TensorData, *, l
             for seed in seeds]
     outputs = list(map_processes(_imp_seed, jobs, workers))
 
-    runs = [r for out in outputs for r in out["runs"]]
-    barriers = [r for out in outputs for r in out["barriers"]]
-    curves = [r for out in outputs for r in out["curves"]]
-    return LotteryResult(
-        runs=pa.Table.from_pylist(runs, schema=RUNS_SCHEMA),
-        summary=summarize_runs(runs),
-        barriers=pa.Table.from_pylist(barriers, schema=BARRIERS_SCHEMA),
-        barrier_summary=summarize_barriers(barriers),
-        curves=pa.Table.from_pylist(curves, schema=CURVES_SCHEMA),
+    return ImpRuns(
+        runs=[r for out in outputs for r in out["runs"]],
+        barriers=[r for out in outputs for r in out["barriers"]],
+        curves=[r for out in outputs for r in out["curves"]],
         settings=settings, seconds=time.perf_counter() - started,
         masks={(out["seed"], lv): m for out in outputs for lv, m in out["masks"].items()},
         rewind_states={out["seed"]: out["rewind"] for out in outputs},
         states={(out["seed"], lv): s for out in outputs for lv, s in out["states"].items()})
-
-
-RUNS_SCHEMA = pa.schema([
-    ("seed", pa.int64()), ("level", pa.int64()), ("kind", pa.string()), ("kept", pa.int64()),
-    ("total", pa.int64()), ("density", pa.float64()), ("sparsity", pa.float64()),
-    ("test_acc", pa.float64()), ("test_loss", pa.float64()), ("train_acc", pa.float64()),
-    ("train_loss", pa.float64()), ("steps", pa.int64()), ("steps_to_target", pa.int64()),
-    ("seconds", pa.float64())])
-BARRIERS_SCHEMA = pa.schema([
-    ("seed", pa.int64()), ("kind", pa.string()), ("level", pa.int64()),
-    ("other_level", pa.int64()), ("sparsity", pa.float64()), ("barrier", pa.float64()),
-    ("barrier_linear", pa.float64()), ("max_error", pa.float64()),
-    ("endpoint_error_mean", pa.float64()), ("error_a", pa.float64()),
-    ("error_b", pa.float64())])
-CURVES_SCHEMA = pa.schema([
-    ("seed", pa.int64()), ("level", pa.int64()), ("kind", pa.string()), ("step", pa.int64()),
-    ("test_acc", pa.float64()), ("test_loss", pa.float64())])
 
 
 def _check(config, train_data, test_data, levels, fraction, rewind_step, seeds, controls,
@@ -351,147 +300,3 @@ def _imp_seed(job) -> dict:
             record_barrier("successive", level - 1, level, previous, state, density)
         previous = state
     return out
-
-
-def summarize_runs(runs: list[dict]) -> pa.Table:
-    """Per (level, kind): density and the mean and 95% interval of test_acc over seeds."""
-    groups: dict = {}
-    for row in runs:
-        groups.setdefault((row["level"], row["kind"]), []).append(row)
-    out = []
-    for (level, kind), rows in sorted(groups.items(),
-                                      key=lambda item: (item[0][0], KINDS.index(item[0][1]))):
-        stats = summarize([r["test_acc"] for r in rows])
-        low, high = stats["ci95"] or (None, None)
-        reached = [r["steps_to_target"] for r in rows if r["steps_to_target"] is not None]
-        density = float(np.mean([r["density"] for r in rows]))
-        out.append({"level": level, "kind": kind, "density": density, "sparsity": 1 - density,
-                    "n": stats["n"], "mean": stats["mean"], "std": stats["std"],
-                    "ci95_lo": low, "ci95_hi": high, "reached": len(reached),
-                    "steps_to_target": float(np.mean(reached)) if reached else None})
-    return pa.Table.from_pylist(out, schema=SUMMARY_SCHEMA)
-
-
-SUMMARY_SCHEMA = pa.schema([
-    ("level", pa.int64()), ("kind", pa.string()), ("density", pa.float64()),
-    ("sparsity", pa.float64()), ("n", pa.int64()), ("mean", pa.float64()),
-    ("std", pa.float64()), ("ci95_lo", pa.float64()), ("ci95_hi", pa.float64()),
-    ("reached", pa.int64()), ("steps_to_target", pa.float64())])
-BARRIER_SUMMARY_SCHEMA = pa.schema([
-    ("kind", pa.string()), ("level", pa.int64()), ("other_level", pa.int64()),
-    ("sparsity", pa.float64()), ("n", pa.int64()), ("mean", pa.float64()),
-    ("std", pa.float64()), ("ci95_lo", pa.float64()), ("ci95_hi", pa.float64()),
-    ("barrier_linear_mean", pa.float64())])
-
-
-def summarize_barriers(barriers: list[dict]) -> pa.Table:
-    """Per (kind, level, other_level): mean and 95% interval of the barrier over seeds."""
-    groups: dict = {}
-    for row in barriers:
-        groups.setdefault((row["kind"], row["level"], row["other_level"]), []).append(row)
-    out = []
-    for (kind, level, other), rows in sorted(groups.items()):
-        stats = summarize([r["barrier"] for r in rows])
-        low, high = stats["ci95"] or (None, None)
-        out.append({"kind": kind, "level": level, "other_level": other,
-                    "sparsity": float(np.mean([r["sparsity"] for r in rows])),
-                    "n": stats["n"], "mean": stats["mean"], "std": stats["std"],
-                    "ci95_lo": low, "ci95_hi": high,
-                    "barrier_linear_mean": float(np.mean([r["barrier_linear"] for r in rows]))})
-    return pa.Table.from_pylist(out, schema=BARRIER_SUMMARY_SCHEMA)
-
-
-def accuracy_figure(summary: pa.Table):
-    """Test accuracy vs % of weights remaining (log axis, sparser to the right): ticket and
-    controls with 95% bands, the dense network as a grey band."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4.5), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    rows = summary.to_pylist()
-    dense = [r for r in rows if r["kind"] == "dense"]
-    if dense:
-        baseline_band(ax, dense[0], "dense")
-    for kind in ("ticket", "reinit", "random_mask"):
-        mine = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["level"])
-        if not mine:
-            continue
-        band(ax, [100 * r["density"] for r in mine], mine, kind, marker="o", ms=4)
-    ax.set_xscale("log")
-    ax.set_xticks([t for t in (100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1)
-                   if t >= min(100 * r["density"] for r in rows)], minor=False)
-    ax.xaxis.set_major_formatter("{x:g}")
-    ax.xaxis.set_minor_formatter("")
-    ax.invert_xaxis()
-    ax.set_xlabel("% of weights remaining (log scale)")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("IMP: test accuracy vs sparsity (mean, 95% CI over seeds)")
-    ax.legend(fontsize=8)
-    return fig
-
-
-def barrier_figure(barrier_summary: pa.Table):
-    """Error barrier (points of error) vs level: successive levels L -> L+1 plotted at L+1,
-    instability at L, with 95% bands; the 2-point stability line dashed."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4.5), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    rows = barrier_summary.to_pylist()
-    for kind, label in (("successive", "levels L-1 and L"),
-                        ("instability", "two data orders at level L")):
-        mine = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["other_level"])
-        if not mine:
-            continue
-        band(ax, [r["other_level"] for r in mine], mine, label, scale=100, marker="o", ms=4)
-    ax.axhline(2.0, color="0.3", ls="--", lw=1, label="2 points")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_xlabel("level L")
-    ax.set_ylabel("error barrier (points)")
-    ax.set_title("Linear-path error barrier (mean, 95% CI over seeds)")
-    ax.legend(fontsize=8)
-    return fig
-
-
-def _fmt(row) -> str:
-    if row is None:
-        return "-"
-    if row["ci95_lo"] is None:
-        return f"{row['mean']:.4f}"
-    return f"{row['mean']:.4f} [{row['ci95_lo']:.4f}, {row['ci95_hi']:.4f}]"
-
-
-def report_markdown(result: LotteryResult) -> str:
-    """The run's report: settings, per-level accuracy and barrier table, plots, wall time."""
-    s = result.settings
-    by = {(r["level"], r["kind"]): r for r in result.summary.to_pylist()}
-    bars = {(r["kind"], r["other_level"]): r for r in result.barrier_summary.to_pylist()}
-    levels = sorted({r["level"] for r in result.summary.to_pylist()})
-    model = s["model"] + (f" {s['model_params']}" if s["model_params"] else "")
-    output = (f", output layer at {s['output_fraction']:g}" if s["output_fraction"] is not None
-              else "")
-    pretrain = (f" (pre-trained on {s['pretrain_examples']} examples)"
-                if s["pretrain_examples"] else "")
-    lines = [
-        "# Lottery tickets (IMP with rewinding)", "",
-        f"Model {model}, optimizer {s['optimizer']}, lr {s['lr']}, batch {s['batch_size']}, "
-        f"schedule {s['schedule']}, {s['total_steps']} steps; seeds {s['seeds']}. Each level "
-        f"prunes {s['fraction']:g} of the remaining weights ({s['scope']} magnitude{output}), "
-        f"rewinds to step {s['rewind_step']}{pretrain} and trains "
-        f"{s['total_steps'] - s['rewind_step']} steps.", "",
-        "Test accuracy, mean [95% CI] over seeds. Barriers as error fractions (0.02 = 2 "
-        "points): the worst error on the linear path minus the endpoints' mean error, on the "
-        "test data.", ""]
-    rows = []
-    for level in levels:
-        main = by.get((level, "dense" if level == 0 else "ticket"))
-        rows.append([level, f"{100 * main['density']:.2f}", _fmt(main),
-                     _fmt(by.get((level, "reinit"))), _fmt(by.get((level, "random_mask"))),
-                     _fmt(bars.get(("successive", level))),
-                     _fmt(bars.get(("instability", level)))])
-    lines += markdown_table(["level", "% remaining", "ticket (dense at 0)", "reinit",
-                             "random mask", "barrier L-1 to L", "instability"], rows)
-    lines += ["", f"![accuracy vs sparsity]({ACCURACY_PLOT})", "",
-              f"![barrier vs level]({BARRIER_PLOT})", "",
-              f"Runs: {result.runs.num_rows}. Wall time: {result.seconds:.1f} s.", ""]
-    return "\n".join(lines)

@@ -28,27 +28,26 @@ min(ci95_lo, mean - tolerance)`` of the dense networks' test accuracies over the
 (``mean - tolerance`` with one seed). The observed fraction is the largest tried fraction
 up to which every tried fraction matches (0.0 when the first does not).
 
-    result = prunability(TrainConfig(model="mlp", model_params={"hidden": 100},
-                                     optimizer="adam", lr=1e-2, schedule="cosine",
-                                     batch_size=100, steps=1500),
-                         train, test, rewind_step=100, seeds=(0, 1, 2))
-    result.seeds.to_pylist()    # predicted_lambda_max, predicted_gordon, observed, ...
-    result.write("prunability/")
+    runs = prunability(TrainConfig(model="mlp", model_params={"hidden": 100},
+                                   optimizer="adam", lr=1e-2, schedule="cosine",
+                                   batch_size=100, steps=1500),
+                       train, test, rewind_step=100, seeds=(0, 1, 2))
+    runs.seeds    # per seed: predicted_lambda_max, predicted_gordon, observed, ...
+
+It returns the measurements as plain rows (:class:`PrunabilityRuns`); the tables,
+plots and report are :mod:`curate.experiment.prunability`'s (the registered experiment
+``sharpness``).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import torch
 
 from curate.core.errors import CurateError
-from curate.io import write_figure, write_text
-from curate.reporting import markdown_table
 from curate.train.data import TensorData
 from curate.train.lottery import rewind_state
 from curate.train.models import make_model
@@ -67,49 +66,24 @@ DEFAULT_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 #: Fractions on which the predictions are searched (R(p) is computed on each).
 PREDICTION_GRID = tuple(i / 100 for i in range(1, 100))
 RULES = ("lambda_max", "gordon")
-PREDICTED_PLOT = "predicted_vs_observed.png"
-ACCURACY_PLOT = "accuracy_vs_fraction.png"
 THRESHOLD_RULE = "min(dense ci95 lo, dense mean - tolerance) over seeds"
 
 
-SEEDS_SCHEMA = pa.schema([
-    ("seed", pa.int64()), ("dense_test_acc", pa.float64()), ("dense_train_acc", pa.float64()),
-    ("dense_batch_loss", pa.float64()), ("eps", pa.float64()), ("eps_step", pa.int64()),
-    ("lambda_max", pa.float64()), ("trace", pa.float64()), ("trace_stderr", pa.float64()),
-    ("n_params", pa.int64()), ("top_k", pa.int64()), ("hvps", pa.int64()),
-    ("converged", pa.bool_()), ("predicted_lambda_max", pa.float64()),
-    ("predicted_gordon", pa.float64()), ("observed", pa.float64()),
-    ("observed_no_retrain", pa.float64()), ("lanczos_seconds", pa.float64()),
-    ("trace_seconds", pa.float64()), ("sweep_seconds", pa.float64())])
-FRACTIONS_SCHEMA = pa.schema([
-    ("seed", pa.int64()), ("fraction", pa.float64()), ("kept", pa.int64()),
-    ("acc_no_retrain", pa.float64()), ("acc_retrained", pa.float64())])
-SPECTRUM_SCHEMA = pa.schema([
-    ("seed", pa.int64()), ("rank", pa.int64()), ("eigenvalue", pa.float64())])
-DISPLACEMENT_SCHEMA = pa.schema([
-    ("seed", pa.int64()), ("fraction", pa.float64()), ("radius", pa.float64())])
-TRAJECTORY_SCHEMA = pa.schema([
-    ("seed", pa.int64()), ("step", pa.int64()), ("test_acc", pa.float64()),
-    ("batch_loss", pa.float64()), ("excess", pa.float64())])
-
-
 @dataclass
-class PrunabilityResult:
-    """What :func:`prunability` measured.
+class PrunabilityRuns:
+    """What :func:`prunability` measured, as plain rows (lists of dicts).
 
-    Tables (pyarrow):
-
-    - ``seeds``, one row per seed: ``seed, dense_test_acc, dense_train_acc,
+    - ``seeds``, one per seed: ``seed, dense_test_acc, dense_train_acc,
       dense_batch_loss`` (the dense network; batch = the Hessian batch), ``eps,
       eps_step`` (the tolerated loss increase and the checkpoint step, counted from the
-      initialisation, that set it; null when no checkpoint falls below the threshold
+      initialisation, that set it; None when no checkpoint falls below the threshold
       with a higher loss), ``lambda_max, trace, trace_stderr`` (Hessian over the
       prunable weights), ``n_params`` (prunable weights), ``top_k, hvps, converged``
-      (Lanczos), ``predicted_lambda_max, predicted_gordon`` (null without eps),
-      ``observed`` (with retraining; null without), ``observed_no_retrain``, and the
+      (Lanczos), ``predicted_lambda_max, predicted_gordon`` (None without eps),
+      ``observed`` (with retraining; None without), ``observed_no_retrain``, and the
       ``lanczos_seconds, trace_seconds, sweep_seconds`` spent.
     - ``fractions``, per (seed, fraction): ``seed, fraction, kept`` (prunable weights
-      left), ``acc_no_retrain, acc_retrained`` (test accuracy; the latter null without
+      left), ``acc_no_retrain, acc_retrained`` (test accuracy; the latter None without
       retraining).
     - ``spectrum``: ``seed, rank`` (1 = largest), ``eigenvalue``.
     - ``displacement``: ``seed, fraction, radius``: ``R(p)`` on :data:`PREDICTION_GRID`.
@@ -120,28 +94,15 @@ class PrunabilityResult:
     ``threshold``, the ``settings`` and the wall time in ``seconds``.
     """
 
-    seeds: pa.Table
-    fractions: pa.Table
-    spectrum: pa.Table
-    displacement: pa.Table
-    trajectory: pa.Table
+    seeds: list
+    fractions: list
+    spectrum: list
+    displacement: list
+    trajectory: list
     dense: dict
     threshold: float
     settings: dict
     seconds: float
-
-    def write(self, out_dir) -> Path:
-        """Write seeds.csv, fractions.csv, spectrum.csv, displacement.csv, trajectory.csv,
-        predicted_vs_observed.png, accuracy_vs_fraction.png and report.md (atomically)."""
-        from curate.io import write_table
-
-        out = Path(out_dir)
-        for name in ("seeds", "fractions", "spectrum", "displacement", "trajectory"):
-            write_table(getattr(self, name), out / f"{name}.csv")
-        write_figure(out / PREDICTED_PLOT, predicted_figure(self))
-        write_figure(out / ACCURACY_PLOT, accuracy_figure(self))
-        write_text(out / "report.md", report_markdown(self))
-        return out
 
 
 def prunability(config: TrainConfig, train_data: TensorData, test_data: TensorData, *,
@@ -149,7 +110,7 @@ def prunability(config: TrainConfig, train_data: TensorData, test_data: TensorDa
                 hessian_examples: int = 1000, top_k: int = 150, trace_samples: int = 100,
                 lanczos_iters: int = 400, lanczos_tol: float = 1e-4,
                 tolerance: float = 0.01, eval_every: int | None = None, retrain: bool = True,
-                workers: int = 1) -> PrunabilityResult:
+                workers: int = 1) -> PrunabilityRuns:
     """Predicted and observed largest one-shot prunable fraction, per seed (module notes).
 
     Args:
@@ -192,16 +153,11 @@ def prunability(config: TrainConfig, train_data: TensorData, test_data: TensorDa
     threshold = dense["mean"] - tolerance if dense["ci95"] is None \
         else min(dense["ci95"][0], dense["mean"] - tolerance)
     rows = [_conclude(out, threshold, grid, retrain) for out in outputs]
-    return PrunabilityResult(
-        seeds=pa.Table.from_pylist(rows, schema=SEEDS_SCHEMA),
-        fractions=pa.Table.from_pylist([r for out in outputs for r in out["fractions"]],
-                                       schema=FRACTIONS_SCHEMA),
-        spectrum=pa.Table.from_pylist([r for out in outputs for r in out["spectrum"]],
-                                      schema=SPECTRUM_SCHEMA),
-        displacement=pa.Table.from_pylist([r for out in outputs for r in out["displacement"]],
-                                          schema=DISPLACEMENT_SCHEMA),
-        trajectory=pa.Table.from_pylist([r for out in outputs for r in out["trajectory"]],
-                                        schema=TRAJECTORY_SCHEMA),
+    return PrunabilityRuns(
+        seeds=rows, fractions=[r for out in outputs for r in out["fractions"]],
+        spectrum=[r for out in outputs for r in out["spectrum"]],
+        displacement=[r for out in outputs for r in out["displacement"]],
+        trajectory=[r for out in outputs for r in out["trajectory"]],
         dense=dense, threshold=threshold, settings=settings,
         seconds=time.perf_counter() - started)
 
@@ -349,123 +305,3 @@ def _conclude(out: dict, threshold: float, grid: list, retrain: bool) -> dict:
     row["observed_no_retrain"] = observed("acc_no_retrain")
     row["observed"] = observed("acc_retrained") if retrain else None
     return row
-
-
-# -- plots and report ---------------------------------------------------------------------
-def _observed_column(result: PrunabilityResult) -> tuple[str, str]:
-    if result.settings["retrain"]:
-        return "observed", "observed (one-shot, retrained from W_k)"
-    return "observed_no_retrain", "observed (one-shot, no retraining)"
-
-
-def predicted_figure(result: PrunabilityResult):
-    """Predicted largest prunable fraction (each rule) against the observed one, per seed,
-    with the y = x line and a band of +-10 points around it."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(5.5, 5), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    line = np.linspace(0, 1, 2)
-    ax.fill_between(line, line - 0.1, line + 0.1, color="0.5", alpha=0.2, lw=0,
-                    label="within 10 points")
-    ax.plot(line, line, color="0.3", ls="--", lw=1, label="y = x")
-    column, label = _observed_column(result)
-    rows = result.seeds.to_pylist()
-    for rule, marker in zip(RULES, ("v", "o")):
-        points = [(r[column], r[f"predicted_{rule}"], r["seed"]) for r in rows
-                  if r[f"predicted_{rule}"] is not None]
-        if not points:
-            continue
-        x, y, seeds = zip(*points)
-        ax.scatter(x, y, marker=marker, s=40, alpha=0.8, label=f"{rule} rule")
-        for xi, yi, seed in points:
-            ax.annotate(str(seed), (xi, yi), textcoords="offset points", xytext=(5, 3),
-                        fontsize=7)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_aspect("equal")
-    ax.set_xlabel(label)
-    ax.set_ylabel("predicted largest prunable fraction")
-    ax.set_title("Predicted vs observed prunable fraction (labels: seeds)", fontsize=10)
-    ax.legend(fontsize=8, loc="upper left")
-    return fig
-
-
-def accuracy_figure(result: PrunabilityResult):
-    """Test accuracy against the one-shot fraction per seed (retrained: solid; not
-    retrained: dashed), the matching threshold, and each seed's predictions (lambda_max
-    rule: dotted, Gordon: dash-dot vertical lines)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4.5), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    table = result.fractions.to_pylist()
-    for i, row in enumerate(result.seeds.to_pylist()):
-        color = f"C{i % 10}"
-        mine = [f for f in table if f["seed"] == row["seed"]]
-        x = [f["fraction"] for f in mine]
-        if result.settings["retrain"]:
-            ax.plot(x, [f["acc_retrained"] for f in mine], color=color, marker="o", ms=4,
-                    label=f"seed {row['seed']} retrained")
-        ax.plot(x, [f["acc_no_retrain"] for f in mine], color=color, ls="--", marker=".",
-                label=f"seed {row['seed']} not retrained")
-        for rule, style in zip(RULES, (":", "-.")):
-            if row[f"predicted_{rule}"] is not None:
-                ax.axvline(row[f"predicted_{rule}"], color=color, ls=style, lw=1)
-    ax.axhline(result.threshold, color="0.3", lw=1, label="matching threshold")
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("fraction of prunable weights removed (one shot)")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("Accuracy vs pruned fraction; predictions: dotted lambda_max, "
-                 "dash-dot Gordon", fontsize=10)
-    ax.legend(fontsize=7)
-    return fig
-
-
-def _num(value, fmt="{:.2f}") -> str:
-    return "-" if value is None else fmt.format(value)
-
-
-def report_markdown(result: PrunabilityResult) -> str:
-    """Settings, the dense accuracy and threshold, per-seed predictions and observations,
-    the per-fraction accuracies and the plots."""
-    s, d = result.settings, result.dense
-    model = s["model"] + (f" {s['model_params']}" if s["model_params"] else "")
-    interval = "" if d["ci95"] is None else f" [{d['ci95'][0]:.4f}, {d['ci95'][1]:.4f}]"
-    lines = [
-        "# Prunability: predicted vs observed one-shot prunable fraction", "",
-        f"Model {model}, optimizer {s['optimizer']}, lr {s['lr']}, batch {s['batch_size']}, "
-        f"schedule {s['schedule']}, {s['total_steps']} steps, rewind step "
-        f"{s['rewind_step']}; seeds {s['seeds']}. Hessian over the prunable weights on "
-        f"{s['hessian_examples']} training examples: top {s['top_k']} eigenvalues "
-        f"(Lanczos), trace from {s['trace_samples']} Hutchinson samples.", "",
-        f"Dense test accuracy {d['mean']:.4f}{interval} (mean [95% CI], n = {d['n']}). "
-        f"Matching threshold {result.threshold:.4f} = {s['threshold_rule']} "
-        f"(tolerance {s['tolerance']:g}). eps: the smallest loss increase over the final "
-        f"loss, on the Hessian batch, among the dense run's checkpoints (every "
-        f"{s['eval_every']} steps) that do not match.", ""]
-    rows = []
-    for r in result.seeds.to_pylist():
-        eps = "undefined" if r["eps"] is None else f"{r['eps']:.4f} ({r['eps_step']})"
-        rows.append([r["seed"], f"{r['dense_test_acc']:.4f}", eps, f"{r['lambda_max']:.3f}",
-                     f"{r['trace']:.1f} ± {r['trace_stderr']:.1f}",
-                     _num(r["predicted_lambda_max"]), _num(r["predicted_gordon"]),
-                     _num(r["observed"]), _num(r["observed_no_retrain"])])
-    lines += markdown_table(["seed", "dense acc", "eps (step)", "lambda_max", "trace",
-                             "predicted, lambda_max rule", "predicted, Gordon", "observed",
-                             "observed, no retraining"], rows)
-    if any(r["eps"] is None for r in result.seeds.to_pylist()):
-        lines += ["", "eps is undefined where every checkpoint of the dense run matches "
-                      "(no prediction): rewind earlier or checkpoint more often."]
-    seeds = [r["seed"] for r in result.seeds.to_pylist()]
-    by = {(f["seed"], f["fraction"]): f for f in result.fractions.to_pylist()}
-    lines += ["", "Test accuracy after one-shot pruning, retrained / not retrained:", ""]
-    lines += markdown_table(
-        ["fraction", *(f"seed {seed}" for seed in seeds)],
-        [[f"{p:g}", *(f"{_num(by[(seed, p)]['acc_retrained'], '{:.4f}')} / "
-                      f"{by[(seed, p)]['acc_no_retrain']:.4f}" for seed in seeds)]
-         for p in s["fractions"]])
-    lines += ["", f"![predicted vs observed]({PREDICTED_PLOT})", "",
-              f"![accuracy vs fraction]({ACCURACY_PLOT})", "",
-              f"Wall time: {result.seconds:.1f} s.", ""]
-    return "\n".join(lines)
