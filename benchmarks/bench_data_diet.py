@@ -72,12 +72,13 @@ def unforgettable(data: str, params: dict, seeds: int, out: str) -> np.ndarray:
     sweep reuses them instead of training the scorer again.
     """
     import curate
-    from curate.experiment.cells import ScoreCache
+    from curate.core.cache import Cache
+    from curate.experiment.cells import Scores
     from curate.io import Source
 
     source = Source(data)
-    cache = ScoreCache(Path(out) / "scores", {"data": source.fingerprint(),
-                                              "curate": curate.__version__})
+    cache = Scores(Cache(Path(out) / "scores"), {"data": source.fingerprint(),
+                                                 "curate": curate.__version__})
     scores = cache.get("forgetting", {**params, "seeds": seeds}, source.read_all())
     count = scores.column("forgetting").to_numpy()
     flagged = scores.column("forgetting_unforgettable").to_numpy(zero_copy_only=False)

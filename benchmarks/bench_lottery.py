@@ -25,6 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import write_result  # noqa: E402
 
+from curate.experiment.lottery import LotteryResult  # noqa: E402
+from curate.experiment.outputs import write_result as write_experiment  # noqa: E402
 from curate.train import TensorData, TrainConfig  # noqa: E402
 from curate.train.lottery import imp  # noqa: E402
 
@@ -89,10 +91,10 @@ def main() -> None:
                          steps=args.steps, eval_every=100)
     per_rewind = {}
     for k in args.rewind:
-        result = imp(config, train, test, levels=args.levels, fraction=0.2, rewind_step=k,
-                     seeds=range(args.seeds), target_acc=0.6, instability="dense",
-                     workers=args.workers)
-        result.write(Path(args.out) / f"rewind_{k}")
+        result = LotteryResult.from_runs(imp(
+            config, train, test, levels=args.levels, fraction=0.2, rewind_step=k,
+            seeds=range(args.seeds), target_acc=0.6, instability="dense", workers=args.workers))
+        write_experiment(result, Path(args.out) / f"rewind_{k}")
         summary = result.summary.to_pylist()
         barriers = result.barrier_summary.to_pylist()
         per_rewind[str(k)] = {"settings": result.settings, "summary": summary,

@@ -42,6 +42,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, write_result  # noqa: E402
 
+from curate.experiment.outputs import write_result as write_experiment  # noqa: E402
+from curate.experiment.prunability import PrunabilityResult  # noqa: E402
 from curate.train import (  # noqa: E402
     TensorData,
     TrainConfig,
@@ -113,13 +115,13 @@ def accuracy_part(train_data, xb, yb, k: int, trace_samples: int) -> list[dict]:
 def pruning_part(train_data, test_data, args) -> dict:
     config = TrainConfig(model="mlp", model_params={"hidden": args.hidden}, optimizer="adam",
                          lr=1e-2, schedule="cosine", batch_size=100, steps=args.steps)
-    result = prunability(config, train_data, test_data, rewind_step=args.rewind_step,
-                         fractions=args.fractions, seeds=range(args.seeds),
-                         hessian_examples=args.batch, top_k=args.k,
-                         trace_samples=args.trace_samples, lanczos_iters=args.lanczos_iters,
-                         lanczos_tol=args.lanczos_tol, tolerance=0.01,
-                         eval_every=args.eval_every, workers=args.workers)
-    result.write(RESULTS / "sharpness_pruning")
+    result = PrunabilityResult.from_runs(prunability(
+        config, train_data, test_data, rewind_step=args.rewind_step, fractions=args.fractions,
+        seeds=range(args.seeds), hessian_examples=args.batch, top_k=args.k,
+        trace_samples=args.trace_samples, lanczos_iters=args.lanczos_iters,
+        lanczos_tol=args.lanczos_tol, tolerance=0.01, eval_every=args.eval_every,
+        workers=args.workers))
+    write_experiment(result, RESULTS / "sharpness_pruning")
     print(f"dense test acc {result.dense['mean']:.4f} ci95 {result.dense['ci95']}, "
           f"matching threshold {result.threshold:.4f}", flush=True)
     per_seed = [seed_figures(row, result, args) for row in result.seeds.to_pylist()]

@@ -24,12 +24,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from common import write_result  # noqa: E402
 
+from curate.core.registry import make_scorer  # noqa: E402
+from curate.core.tables import kept_positions  # noqa: E402
+from curate.executor import score_source  # noqa: E402
+from curate.experiment.outputs import write_result as write_experiment  # noqa: E402
 from curate.experiment.rewind_diet import rewind_diet  # noqa: E402
 from curate.io import Source  # noqa: E402
-from curate.core.registry import make_scorer  # noqa: E402
 from curate.train import TensorData, TrainConfig  # noqa: E402
 from filters import KeepFraction, select  # noqa: E402
-from curate.core.tables import kept_positions  # noqa: E402
 
 
 def main() -> None:
@@ -52,7 +54,7 @@ def main() -> None:
     test_set = TensorData.from_source("builtin:mnist1d:split=test")
     el2n = {"model": "mlp", "epochs": args.el2n_epoch, "epoch": args.el2n_epoch,
             "optimizer": "adam", "lr": 0.01, "batch_size": 100, "seeds": args.score_seeds}
-    scores = make_scorer("el2n", el2n).score(table)
+    scores = score_source([make_scorer("el2n", el2n)], Source(table))["el2n"]
     easy = kept_positions(select(scores, [KeepFraction("el2n", args.subset, keep="easy")]),
                           train_set.ids)
     rng = np.random.default_rng(0)
@@ -65,7 +67,7 @@ def main() -> None:
                                   f"random {share}": random},
                          rewind_steps=args.rewind, levels=args.levels,
                          seeds=list(range(args.seeds)), workers=args.workers)
-    result.write(args.out)
+    write_experiment(result, args.out)
     write_result(args.name, {
         "data": "builtin:mnist1d (4,000 train / 1,000 test)", "settings": result.settings,
         "el2n": el2n, "subset_size": len(easy), "dense": result.dense,
