@@ -594,7 +594,9 @@ class _StreamSchema:
         rank = {name: i for i, name in enumerate(self.types)}
         order = sorted(range(len(names)), key=lambda i: (names[i] != self.id_column,
                                                          rank[names[i]]))
-        return pa.table([columns[i] for i in order], names=[names[i] for i in order])
+        out = pa.table([columns[i] for i in order], names=[names[i] for i in order])
+        # Schema metadata (e.g. a built-in dataset's example shape) travels with the rows.
+        return out.replace_schema_metadata(table.schema.metadata)
 
 
 def _first_value_at(col, part: _Part) -> str:

@@ -204,6 +204,13 @@ class RecipeRun:
                     _check_predicates(step, columns, here)
             elif isinstance(step, ApplyStep) and not has_selection:
                 raise CurateError(f"{here}: an apply step needs a filter or tag step before it")
+            elif isinstance(step, ExperimentStep):
+                from curate.experiment import check
+
+                try:
+                    check(step.experiment, step.params, selection=has_selection)
+                except CurateError as exc:
+                    raise CurateError(f"{here}: {exc}") from None
 
     # -- running -----------------------------------------------------------------------
     def run(self) -> dict:
@@ -213,13 +220,15 @@ class RecipeRun:
         next(source.iter_batches(1))  # reads one row: sets ids_assigned, checks columns
         records = run_steps(self.steps, self.ctx, log=self.log)
         first = next(iter(self.ctx.scores.values()), None)
+        skipped = sum(r.get("skipped_oversize", 0) for r in records)
         manifest = {"recipe": {"path": str(self.path), "sha": file_hash(self.path)},
                     "versions": versions(), "seed": self.ctx.seed,
                     "workers": self.ctx.workers,
                     "plugins": list(self.recipe.get("plugins", [])),
                     "source": {**source.describe(), "fingerprint":
                                self.ctx.source_fingerprint(),
-                               "rows": None if first is None else first.num_rows},
+                               "rows": None if first is None else first.num_rows,
+                               "skipped": skipped},
                     "steps": records,
                     "total_seconds": round(time.perf_counter() - started, 3)}
         import json

@@ -76,7 +76,8 @@ class Context:
         """A :class:`curate.io.Source` over ``spec`` (default: the context's source)."""
         from curate.io import Source
 
-        return Source(self.source if spec is None else spec, **{**self.source_options, **extra})
+        options = {"text_column": self.text_column, **self.source_options, **extra}
+        return Source(self.source if spec is None else spec, **options)
 
     def source_fingerprint(self) -> str:
         if self._fingerprint is None:
@@ -137,7 +138,7 @@ def run_steps(steps: list[Step], ctx: Context, *, log=None) -> list[dict]:
         previous = None if ctx.force else cache.get_json(chain)
         if previous is not None and all(p.exists() for p in step.outputs(ctx)):
             step.restore(ctx, previous)
-            record = {**previous, "reused": True}
+            record = _as_reused(previous)
         else:
             record = {**step.run(ctx), "reused": False}
             cache.put_json(chain, record)
@@ -147,6 +148,19 @@ def run_steps(steps: list[Step], ctx: Context, *, log=None) -> list[dict]:
         if log is not None:
             log(summary(record))
     return records
+
+
+def _as_reused(record: dict) -> dict:
+    """A cached record as it reads on a re-run: everything it computed is now reused."""
+    out = {**record, "reused": True}
+    if "computed" in out:
+        out["reused_scores"] = [*out.get("reused_scores", []), *out["computed"]]
+        out["computed"] = []
+    if "runs" in out:
+        out["runs"] = {"trained": 0, "reused": sum(out["runs"].values())}
+    if "scores" in out:
+        out["scores"] = {"computed": 0, "reused": sum(out["scores"].values())}
+    return out
 
 
 def summary(record: dict) -> str:
@@ -275,7 +289,8 @@ class ScoreStep(Step):
         # Parameters as written plus model content hashes, never run-folder paths, so that
         # two run folders compare byte for byte.
         return {"scorers": [_scorer_config(s, ctx) for s in self.specs],
-                "folder": str(self.folder), "text_column": ctx.text_column}
+                "folder": str(self.folder), "text_column": ctx.text_column,
+                "source_options": _plain_options(ctx)}
 
     def outputs(self, ctx):
         return [self._path(ctx, s.name if isinstance(s, Scorer) else s[0]) for s in self.specs]
@@ -290,7 +305,7 @@ class ScoreStep(Step):
         todo, reused = [], []
         for spec, scorer in zip(self.specs, self.build(ctx)):
             fp = fingerprint([ctx.source_fingerprint(), _scorer_config(spec, ctx),
-                              ctx.text_column, curate.__version__])
+                              ctx.text_column, _plain_options(ctx), curate.__version__])
             path = self._path(ctx, scorer.name)
             if not ctx.force and path.exists() and read_metadata(path).get("fingerprint") == fp:
                 reused.append(scorer.name)
@@ -299,20 +314,28 @@ class ScoreStep(Step):
             todo.append((scorer, {"fingerprint": fp, "scorer": scorer.name,
                                   "params": _scorer_config(spec, ctx)["params"],
                                   "source_fingerprint": ctx.source_fingerprint()}))
+        skipped = 0
         if todo:
-            tables = score_source([s for s, _ in todo], ctx.open(),
+            source = ctx.open()
+            tables = score_source([s for s, _ in todo], source,
                                   executor=LocalExecutor(ctx.workers),
                                   batch_size=ctx.batch_size, progress=ctx.progress)
             save_scores(tables, ctx.out / self.folder, {s.name: m for s, m in todo})
             ctx.scores.update(tables)
+            skipped = source.skipped
         return {"computed": [s.name for s, _ in todo], "reused_scores": reused,
-                "outputs": [ctx.rel(p) for p in self.outputs(ctx)]}
+                "skipped_oversize": skipped, "outputs": [ctx.rel(p) for p in self.outputs(ctx)]}
 
     def restore(self, ctx, record):
         from curate.scores import load_scores
 
         for path in self.outputs(ctx):
             ctx.scores.update(load_scores(path))
+
+
+def _plain_options(ctx) -> dict:
+    """The source options that change what is read (not callbacks such as ``report``)."""
+    return {k: v for k, v in sorted(ctx.source_options.items()) if not callable(v)}
 
 
 def _scorer_config(spec, ctx) -> dict:
@@ -375,7 +398,8 @@ class ApplyStep(Step):
 
     Args:
         kept, rejected, everything: output files relative to the run folder (at least one).
-        tag_as: ``"column"``, ``"prefix"`` or None (see :class:`curate.materialize.ApplyOptions`).
+        tag_as: ``"column"``, ``"prefix"``, ``"none"``, or None (a ``tag`` column when the
+            selection has tags; see :class:`curate.materialize.ApplyOptions`).
         tag_format: the prefix format for ``tag_as="prefix"``.
         transform: names of cleaning scorers whose rewritten text replaces the kept text.
         selection: where the selection table is written (default ``selection.parquet``).
@@ -462,12 +486,7 @@ class ExperimentStep(Step):
         self.experiment, self.fn = kind, EXPERIMENTS.get(kind)
         self.test, self.seeds, self.output = test, seeds, output or kind
         self.params = dict(params or {})
-        known = accepted(self.fn)
-        for key in self.params:
-            if key not in known or key in _EXPERIMENT_INPUTS:
-                raise CurateError(f"experiment {kind!r} has no parameter {key!r}; its "
-                                  "parameters: " + ", ".join(
-                                      k for k in known if k not in _EXPERIMENT_INPUTS))
+        self.result = None
         try:
             self.train = TrainConfig(**train)
         except TypeError as exc:
@@ -485,16 +504,12 @@ class ExperimentStep(Step):
 
     def run(self, ctx):
         seeds = list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
-        result = self.fn(ctx.source, ctx.resolve(self.test), train_config=self.train,
-                         seeds=seeds, out_dir=ctx.out / self.output, workers=ctx.workers,
-                         progress=ctx.progress, scores=dict(ctx.scores) or None,
-                         selection=ctx.selection, **self.params)
+        result = self.result = self.fn(
+            ctx.source, ctx.resolve(self.test), train_config=self.train, seeds=seeds,
+            out_dir=ctx.out / self.output, workers=ctx.workers, progress=ctx.progress,
+            scores=dict(ctx.scores) or None, selection=ctx.selection, **self.params)
         return {"runs": {"trained": result.trained, "reused": result.reused},
                 "scores": {"computed": result.scores_computed,
                            "reused": result.scores_reused},
                 "outputs": [ctx.rel(ctx.out / self.output / "report.md")]}
 
-
-#: Arguments every registered experiment takes from the step, not from its parameters.
-_EXPERIMENT_INPUTS = ("data", "test_data", "train_config", "seeds", "out_dir", "workers",
-                      "progress", "scores", "selection")

@@ -28,7 +28,7 @@ def test_ticket_imp_trains_a_data_diet_rewind_point(tmp_path):
     bad = curate("ticket", "imp", "builtin:digits", "--test", "builtin:digits:split=test",
                  *TRAIN, "--levels", "1", "--rewind-step", "3", "--pretrain", selection,
                  "-o", tmp_path / "bad")
-    assert_one_line_error(bad, "easy.parquet", "not in the training data")
+    assert_one_line_error(bad, "easy.parquet", "is not in the data")
     bad = curate("ticket", "imp", "builtin:digits", "--test", "builtin:digits:split=test",
                  *TRAIN, "--levels", "1", "--rewind-step", "12", "-o", tmp_path / "bad")
     assert_one_line_error(bad, "rewind_step must be an integer in [0, 12)")
@@ -46,3 +46,26 @@ def test_lottery_recipe_step_is_reused_on_a_rerun(tmp_path):
     assert (tmp_path / "run" / "tickets" / "accuracy_vs_sparsity.png").exists()
     again = run_recipe(recipe, tmp_path / "run", log=lambda s: None)["steps"][0]
     assert again["reused"] is True
+
+
+def test_ticket_sharpness_predicts_and_observes_per_seed(tmp_path, monkeypatch):
+    import pyarrow.csv as pcsv
+
+    from curate.experiment.prunability import PREDICTED_PLOT
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    args = ["ticket", "sharpness", "builtin:digits", "--test", "builtin:digits:split=test",
+            "--optimizer", "adam", "--lr", "0.01", "--batch-size", "64", "--steps", "20",
+            "--rewind-step", "2", "--seeds", "2", "--top-k", "3", "--hessian-examples", "100",
+            "--fraction", "0.5", "--fraction", "0.9"]
+    out = tmp_path / "sharpness"
+    run = curate(*args, "-o", out)
+    assert run.returncode == 0, run.stderr
+    assert "seed 0 predicted" in run.stdout and "seed 1 predicted" in run.stdout
+    fractions = pcsv.read_csv(out / "fractions.csv")
+    assert fractions.column("fraction").to_pylist() == [0.5, 0.9, 0.5, 0.9]
+    assert (out / PREDICTED_PLOT).exists() and (out / "report.md").exists()
+
+    bad = curate(*args[:-4], "--fraction", "0.9", "--fraction", "0.5", "-o", tmp_path / "bad")
+    assert_one_line_error(bad, "fractions must be increasing numbers in (0, 1]")
+    assert not (tmp_path / "bad").exists()

@@ -179,7 +179,12 @@ class Scores:
                                   "'id' column")
 
     def key(self, name: str, params: dict) -> str:
-        return fingerprint({"score": name, "params": params, "data": self.fingerprints["data"],
+        """Hashes the scorer's full parameters, defaults included, so that a changed default
+        (e.g. input standardization) never reuses a table computed under the old one."""
+        from curate.core.registry import make_scorer
+
+        full = make_scorer(name, params).params()
+        return fingerprint({"score": name, "params": full, "data": self.fingerprints["data"],
                             "curate": self.fingerprints["curate"]})
 
     def has(self, name: str) -> bool:

@@ -20,6 +20,8 @@ import pyarrow as pa
 import torch
 
 from curate.core.errors import CurateError
+from curate.core.registry import register_scorer
+from curate.core.scorer import HARDER
 from scorers.dynamics import gradients, statistics
 from scorers.dynamics.base import DynamicsScorer, mean_and_std
 from scorers.dynamics.recording import ScoreAtEpochs
@@ -83,6 +85,7 @@ class AtEpochScorer(DynamicsScorer):
         return mean_and_std(self.name, per_seed)
 
 
+@register_scorer
 class EL2N(AtEpochScorer):
     """EL2N: ``||softmax(f(x)) - onehot(y)||_2`` at epoch ``epoch``, averaged over seeds.
 
@@ -91,11 +94,14 @@ class EL2N(AtEpochScorer):
     """
 
     name = "el2n"
+    directions = {"el2n": HARDER}
+    primary = "el2n"
 
     def per_example(self, model, x, y) -> torch.Tensor:
         return statistics.el2n(gradients.logits(model, x), y)
 
 
+@register_scorer
 class GraNd(AtEpochScorer):
     """GraNd: per-example loss-gradient norm, averaged over seeds.
 
@@ -108,6 +114,8 @@ class GraNd(AtEpochScorer):
     """
 
     name = "grand"
+    directions = {"grand": HARDER}
+    primary = "grand"
     default_epoch = 0
 
     def __init__(self, params: str = "all", **kwargs):

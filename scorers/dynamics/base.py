@@ -26,8 +26,8 @@ import pyarrow as pa
 import torch
 
 from curate.core.errors import CurateError
+from curate.core.scorer import Scorer
 from curate.core.validate import boolean
-from curate.scoring import Scorer
 
 
 class DynamicsScorer(Scorer):
@@ -52,6 +52,7 @@ class DynamicsScorer(Scorer):
             inputs as they are.
     """
 
+    kind = "dynamics"
     needs_whole_dataset = True
 
     def __init__(self, model="mlp", epochs: int = 20, seeds=5, lr: float = 0.1,

@@ -17,10 +17,13 @@ import torch
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from curate.core.errors import CurateError
+from curate.core.registry import register_scorer
+from curate.core.scorer import HARDER
 from scorers.dynamics import gradients
 from scorers.dynamics.base import DynamicsScorer, mean_and_std
 
 
+@register_scorer
 class CVLoss(DynamicsScorer):
     """Cross-entropy of each example under models trained without it.
 
@@ -34,6 +37,8 @@ class CVLoss(DynamicsScorer):
     """
 
     name = "cv_loss"
+    directions = {"cv_loss": HARDER}
+    primary = "cv_loss"
 
     def __init__(self, folds: int = 5, split_seed: int = 0, **kwargs):
         super().__init__(**kwargs)

@@ -19,10 +19,13 @@ import torch
 from sklearn.cluster import KMeans
 
 from curate.core.errors import CurateError
+from curate.core.registry import register_scorer
+from curate.core.scorer import HARDER
 from scorers.dynamics import gradients
 from scorers.dynamics.base import DynamicsScorer, mean_and_std
 
 
+@register_scorer
 class Prototypicality(DynamicsScorer):
     """Distance to the nearest k-means centroid; larger = less prototypical (harder).
 
@@ -41,6 +44,8 @@ class Prototypicality(DynamicsScorer):
     """
 
     name = "prototypicality"
+    directions = {"prototypicality": HARDER}
+    primary = "prototypicality"
 
     def __init__(self, space: str = "embedding", k: int | None = None, per_class: bool = False,
                  metric: str = "cosine", **kwargs):

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 
 from curate.core.errors import CurateError
+from curate.core.registry import register_scorer
+from curate.core.scorer import EASIER, HARDER
 from scorers.dynamics import statistics
 from scorers.dynamics.base import DynamicsScorer, mean_and_std
 from scorers.dynamics.recording import PresentationRecorder
@@ -28,6 +30,7 @@ class TrainingPassScorer(DynamicsScorer):
         return [next(c for c in run if isinstance(c, PresentationRecorder)) for run in runs]
 
 
+@register_scorer
 class Loss(TrainingPassScorer):
     """Per-example training loss from the training pass.
 
@@ -41,6 +44,8 @@ class Loss(TrainingPassScorer):
     """
 
     name = "loss"
+    directions = {"loss": HARDER}
+    primary = "loss"
 
     def __init__(self, at="mean", **kwargs):
         super().__init__(**kwargs)
@@ -58,6 +63,7 @@ class Loss(TrainingPassScorer):
         return cols
 
 
+@register_scorer
 class Forgetting(TrainingPassScorer):
     """Forgetting events (Toneva et al., 2019), summed over seeds as in the paper.
 
@@ -73,6 +79,8 @@ class Forgetting(TrainingPassScorer):
     """
 
     name = "forgetting"
+    directions = {"forgetting": HARDER}
+    primary = "forgetting"
 
     def reduce(self, runs, data) -> dict:
         stats = [statistics.forgetting(r.margins) for r in self.recorders(runs)]
@@ -86,6 +94,7 @@ class Forgetting(TrainingPassScorer):
                 f"{self.name}_unforgettable": ((events == 0) & (never == 0)).numpy()}
 
 
+@register_scorer
 class AUM(TrainingPassScorer):
     """Area under the margin (Pleiss et al., 2020).
 
@@ -95,12 +104,15 @@ class AUM(TrainingPassScorer):
     """
 
     name = "aum"
+    directions = {"aum": EASIER}
+    primary = "aum"
 
     def reduce(self, runs, data) -> dict:
         return mean_and_std(self.name, [statistics.area_under_margin(r.margins)
                                         for r in self.recorders(runs)])
 
 
+@register_scorer
 class Cartography(TrainingPassScorer):
     """Dataset-cartography coordinates (Swayamdipta et al., 2020).
 
@@ -112,6 +124,9 @@ class Cartography(TrainingPassScorer):
     """
 
     name = "cartography"
+    directions = {"cartography_confidence": EASIER, "cartography_variability": HARDER,
+                  "cartography_correctness": EASIER}
+    primary = "cartography_confidence"
 
     def reduce(self, runs, data) -> dict:
         stats = [statistics.cartography(r.losses, r.margins) for r in self.recorders(runs)]
