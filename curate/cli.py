@@ -644,9 +644,66 @@ def fasttext_train(positive, negative, output, epoch, lr, word_ngrams, seed, id_
 
 
 def main(argv=None):
-    """Entry point: user errors become one line on stderr and exit status 2."""
+    """Entry point: user errors become one line on stderr and exit status 2.
+
+    Ctrl-C (SIGINT) and SIGTERM stop a run: its worker processes are stopped, no partial
+    output is left, ``aborted`` is the one line printed and the exit status is 128 + the
+    signal's number (130 for SIGINT, 143 for SIGTERM). A second signal, or a clean-up
+    still going 5 seconds after the first, exits at once.
+    """
+    import atexit
+    import contextlib
+    import os
+    import signal
+    import threading
+
+    class Interrupted(BaseException):
+        """SIGINT or SIGTERM. Not a KeyboardInterrupt, which click reports itself."""
+
+    owner = os.getpid()
+    state = {"signum": None, "reported": False}
+
+    def report() -> int:
+        if not state["reported"]:
+            state["reported"] = True
+            tty = state["signum"] == signal.SIGINT and sys.stderr.isatty()
+            click.echo("\naborted" if tty else "aborted", err=True)  # after the "^C"
+        return 128 + state["signum"]
+
+    def exit_now(run_atexit: bool = False) -> None:
+        status = report()
+        if run_atexit:
+            atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)
+
+    def on_signal(signum, frame):
+        if os.getpid() != owner:  # a process forked from this one that kept the handler
+            if signum == signal.SIGINT:
+                signal.default_int_handler(signum, frame)
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        if state["signum"] is not None:
+            exit_now()
+        state["signum"] = signum
+        timer = threading.Timer(5.0, exit_now)
+        timer.daemon = True
+        timer.start()
+        raise Interrupted()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, on_signal)
     try:
         cli.main(args=argv, prog_name="curate", standalone_mode=False)
+    except Interrupted:
+        # The run has cleaned up (workers stopped, temporary files removed); skip the
+        # interpreter's own finalization, which takes over a second once torch is loaded.
+        exit_now(run_atexit=True)
     except CurateError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -659,6 +716,10 @@ def main(argv=None):
     except FileNotFoundError as exc:
         click.echo(f"error: {exc.filename}: no such file or folder", err=True)
         sys.exit(2)
+    finally:
+        if state["signum"] is None:  # after a signal, a second one still exits at once
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover
