@@ -8,20 +8,17 @@ paths).
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
+from curate.core.cache import Cache
 from curate.core.errors import CurateError
+from curate.core.hashing import fingerprint
 from curate.core.registry import make_scorer
 from curate.core.tables import join_scores
 from curate.executor import LocalExecutor, score_source
 from curate.io import DEFAULT_MAX_DOC_BYTES, Source, TableWriter, concat_tables, like, to_arrow
 from curate.materialize import ApplyOptions, iter_apply
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("CURATE_CACHE", Path.home() / ".cache" / "curate"))
 
 
 def _warn_skipped(source: Source) -> None:
@@ -48,10 +45,10 @@ def load(data, *, id_column: str = "id", max_doc_bytes: int = DEFAULT_MAX_DOC_BY
         table = source.read_all()
         _warn_skipped(source)
         return like(table, "datasets")
-    key = f"{source.fingerprint()}-{id_column}"
-    if on_oversize == "skip" and max_doc_bytes:  # the content depends on the limit
-        key += f"-skip{max_doc_bytes}"
-    path = _cache_dir() / f"{key}.arrow"
+    # The content depends on the id column and, when documents are skipped, on the limit.
+    key = fingerprint({"source": source.fingerprint(), "id_column": id_column,
+                       "skip": max_doc_bytes if on_oversize == "skip" else None})
+    path = Cache().path(key, ".arrow")
     if not path.exists():
         with TableWriter(path, allow_arrow=True) as writer:
             for batch in source.iter_batches():

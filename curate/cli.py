@@ -201,7 +201,8 @@ def filters_cmd():
 @click.option("--all", "everything", is_flag=True,
               help="Write every example with keep/reason columns instead of only the kept.")
 @click.option("--tag-as", type=click.Choice(["column", "prefix", "none"]),
-              help="Write tags as a `tag` column or as a text prefix (control token).")
+              help="How to write tags: a `tag` column (the default when the selection has "
+              "tags), a text prefix (control token), or none.")
 @click.option("--tag-format", default="<|{tag}|> ", show_default=True,
               help="Prefix format for --tag-as prefix.")
 @click.option("--clean", "transforms", multiple=True,
@@ -401,19 +402,13 @@ def prune_sweep_cmd(data, test_data, methods, fractions, seeds, score_seeds, bud
         --method random --method el2n-hard --method el2n-easy --method el2n-ccs \\
         --fraction 0.1 --fraction 0.3 --fraction 0.5 --seeds 3 --model cnn1d --epochs 30 -o sweep/
     """
-    from curate.experiment import prune_sweep
-    from curate.train import TrainConfig
-
     if (epochs is None) == (steps is None):
         raise CurateError("give exactly one of --epochs and --steps (the full-data budget)")
-    config = TrainConfig(model=model, optimizer=optimizer, lr=lr, batch_size=batch_size,
-                         epochs=epochs, steps=steps)
-    sweep = prune_sweep(data, test_data, methods=list(methods), fractions=list(fractions),
-                        seeds=list(range(seeds)), budget=budget, train_config=config,
-                        score_seeds=score_seeds, out_dir=output, workers=workers,
-                        progress=_progress())
-    click.echo(f"{sweep.results.num_rows} runs in {sweep.seconds:.1f}s; report: "
-               f"{Path(output) / 'report.md'}")
+    _run_experiment("prune-sweep", data, test_data, output, seeds, workers,
+                    {"model": model, "optimizer": optimizer, "lr": lr, "batch_size": batch_size,
+                     "epochs": epochs, "steps": steps},
+                    {"methods": list(methods), "fractions": list(fractions), "budget": budget,
+                     "score_seeds": score_seeds})
 
 
 @experiment.command(name="curriculum")
@@ -447,43 +442,35 @@ def curriculum_cmd(data, test_data, score_spec, lower_is_harder, orderings, paci
         --pacing linear --budget 300 --budget 3000 --model cnn1d --optimizer adam \\
         --lr 0.01 --batch-size 100 -o curriculum/
     """
-    from curate.core.registry import parse_spec
-    from curate.experiment import curriculum_sweep
-    from curate.train import TrainConfig
+    params = {"score": score_spec, "budgets": list(budgets), "start": start,
+              "full_at": full_at, "orderings": list(orderings) or
+              ["easy_to_hard", "hard_to_easy", "random"], "pacings": list(pacings) or ["linear"]}
+    if lower_is_harder:
+        params["higher_is_harder"] = False
+    _run_experiment("curriculum", data, test_data, output, seeds, workers,
+                    {"model": model, "optimizer": optimizer, "lr": lr, "batch_size": batch_size,
+                     "steps": max(budgets)}, params)
 
-    score, params = parse_spec(score_spec)
-    config = TrainConfig(model=model, optimizer=optimizer, lr=lr, batch_size=batch_size,
-                         steps=max(budgets))
-    sweep = curriculum_sweep(data, test_data, score=score, score_params=params,
-                             higher_is_harder=not lower_is_harder,
-                             orderings=orderings or ("easy_to_hard", "hard_to_easy", "random"),
-                             pacings=pacings or ("linear",), budgets=budgets,
-                             seeds=list(range(seeds)), start=start, full_at=full_at,
-                             train_config=config, out_dir=output, workers=workers,
-                             progress=_progress())
-    click.echo(f"{sweep.results.num_rows} runs in {sweep.seconds:.1f}s; report: "
-               f"{Path(output) / 'report.md'}")
+
+def _run_experiment(kind, data, test_data, output, seeds, workers, train, params):
+    """Build and run the experiment step that a recipe's ``experiment:`` would; print where
+    its report is. Returns the experiment's result."""
+    from curate.experiment import check
+    from curate.steps import ExperimentStep
+
+    check(kind, params)
+    step = ExperimentStep(kind, test_data, train, seeds=seeds, output=".", params=params)
+    ctx = _context(data, output, workers=workers)
+    record = step.run(ctx)
+    runs = record["runs"]
+    click.echo(f"{runs['trained']} runs trained, {runs['reused']} reused, in "
+               f"{step.result.seconds:.1f}s; report: {Path(output) / 'report.md'}")
+    return step.result
 
 
 @cli.group()
 def ticket():
     """Lottery tickets: iterative magnitude pruning, mode connectivity, sharpness."""
-
-
-def _positions_of_selection(path: str, ids) -> list[int]:
-    """Positions into ``ids`` of the examples a selection file (``curate filter``) keeps."""
-    import pyarrow.parquet as pq
-
-    from curate.core.tables import kept_positions
-
-    try:
-        selection = pq.read_table(path, columns=["id", "keep"])
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise CurateError(f"{path}: cannot read a selection (id, keep): {exc}") from None
-    try:
-        return kept_positions(selection, ids).tolist()
-    except CurateError as exc:
-        raise CurateError(f"{path}: {exc}") from None
 
 
 @ticket.command(name="imp")
@@ -525,24 +512,15 @@ def ticket_imp(data, test_data, steps, levels, fraction, output_fraction, scope,
     curate ticket imp builtin:mnist1d --test builtin:mnist1d:split=test --model mlp \\
         --optimizer adam --lr 0.001 --batch-size 100 --steps 3000 --levels 11 -o tickets/
     """
-    from curate.train import TensorData, TrainConfig
-    from curate.train.lottery import imp
-
-    config = TrainConfig(model=model, optimizer=optimizer, lr=lr, batch_size=batch_size,
-                         steps=steps)
-    train_set = TensorData.from_source(data)
-    pretrain = _positions_of_selection(pretrain_selection, train_set.ids) \
-        if pretrain_selection else None
-    result = imp(config, train_set, TensorData.from_source(test_data),
-                 levels=levels, fraction=fraction, rewind_step=rewind_step,
-                 seeds=list(range(seeds)),
-                 controls=() if no_controls else (controls or ("random_mask", "reinit")),
-                 output_fraction=output_fraction, scope=scope, target_acc=target_acc,
-                 eval_every=eval_every, pretrain=pretrain, instability=instability,
-                 workers=workers)
-    result.write(output)
-    click.echo(f"{result.runs.num_rows} runs in {result.seconds:.1f}s; report: "
-               f"{Path(output) / 'report.md'}")
+    _run_experiment("lottery", data, test_data, output, seeds, workers,
+                    {"model": model, "optimizer": optimizer, "lr": lr, "batch_size": batch_size,
+                     "steps": steps},
+                    {"levels": levels, "fraction": fraction, "rewind_step": rewind_step,
+                     "controls": [] if no_controls else
+                     list(controls or ("random_mask", "reinit")),
+                     "output_fraction": output_fraction, "scope": scope,
+                     "target_acc": target_acc, "eval_every": eval_every,
+                     "instability": instability, "pretrain": pretrain_selection})
 
 
 @ticket.command(name="sharpness")
@@ -582,17 +560,13 @@ def ticket_sharpness(data, test_data, steps, rewind_step, fractions, top_k, hess
         --model mlp --optimizer adam --lr 0.01 --schedule cosine --batch-size 100 \\
         --steps 1500 --rewind-step 100 -o sharpness/
     """
-    from curate.train import TensorData, TrainConfig
-    from curate.train.prunability import DEFAULT_FRACTIONS, prunability
-
-    config = TrainConfig(model=model, optimizer=optimizer, lr=lr, batch_size=batch_size,
-                         schedule=schedule, steps=steps)
-    result = prunability(config, TensorData.from_source(data),
-                         TensorData.from_source(test_data), rewind_step=rewind_step,
-                         fractions=fractions or DEFAULT_FRACTIONS, seeds=list(range(seeds)),
-                         hessian_examples=hessian_examples, top_k=top_k, tolerance=tolerance,
-                         retrain=not no_retrain, workers=workers)
-    result.write(output)
+    result = _run_experiment(
+        "sharpness", data, test_data, output, seeds, workers,
+        {"model": model, "optimizer": optimizer, "lr": lr, "batch_size": batch_size,
+         "schedule": schedule, "steps": steps},
+        {"rewind_step": rewind_step, "fractions": list(fractions) or None,
+         "hessian_examples": hessian_examples, "top_k": top_k, "tolerance": tolerance,
+         "retrain": not no_retrain})
 
     def fraction(value):
         return "-" if value is None else f"{value:.2f}"
@@ -602,7 +576,7 @@ def ticket_sharpness(data, test_data, steps, rewind_step, fractions, top_k, hess
         f"seed {r['seed']} predicted {fraction(r['predicted_lambda_max'])} (lambda_max) "
         f"{fraction(r['predicted_gordon'])} (Gordon), observed {fraction(r[observed])}"
         for r in result.seeds.to_pylist())
-    click.echo(f"{per_seed} in {result.seconds:.1f}s; report: {Path(output) / 'report.md'}")
+    click.echo(per_seed)
 
 
 @cli.group()

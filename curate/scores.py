@@ -11,8 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.core.errors import CurateError
 from curate.core.cache import atomic_path
+from curate.core.errors import CurateError
 
 META_KEY = b"curate"
 

@@ -124,9 +124,8 @@ def test_scorer_contract(name, models):
 
 
 def test_a_scorer_passed_in_is_never_changed():
-    from scorers.text.gopher import GopherQuality
-
     import curate
+    from scorers.text.gopher import GopherQuality
 
     scorer = GopherQuality()
     data = _text_table().rename_columns(["id", "body"])

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from curate.cli import cli
 from curate.core.errors import CurateError
-from curate.io import Source
 from curate.core.registry import make_scorer, parse_spec
+from curate.io import Source
 from curate.train import TensorData, TrainConfig, make_model, train
 from scorers.dynamics import AUM, EL2N, Cartography, CVLoss, Forgetting, GraNd, Loss, statistics
 from scorers.dynamics.gradients import grad_norms, output_layer

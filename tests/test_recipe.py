@@ -141,7 +141,8 @@ def test_experiment_step_runs_the_sweep_and_a_rerun_trains_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (("kind: prune-sweep", "kind: sweep"), r"diet.yaml:4: step 1 \(experiment\): unknown experiment 'sweep'"),
+    (("kind: prune-sweep", "kind: sweep"),
+     r"diet.yaml:4: step 1 \(experiment\): unknown experiment 'sweep'"),
     (("[random, el2n-hard]", "[random, el2n-sideways]"),
      r"diet.yaml:\d+: step 1 \(experiment\): .*el2n-sideways"),
     (("[random, el2n-hard]", "[random, nope-hard]"), r"unknown scorer 'nope'"),

@@ -6,8 +6,8 @@ import pytest
 
 import filters as F
 from curate.core.errors import CurateError
-from curate.recipe_schema import read_yaml, validate
 from curate.core.tables import counts
+from curate.recipe_schema import read_yaml, validate
 from filters.ccs import allocate, strata
 from filters.labels import apportion
 

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import signal
-import sys
-import threading
-import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 
 import torch
 
+from curate.core.processes import guard_worker, signals_held, stop_pool
 from curate.train.trainer import RunResult, TrainConfig, train
 
 #: ``final`` metrics that get a mean and confidence interval over seeds.
@@ -63,99 +59,21 @@ def map_processes(fn, jobs, workers: int = 1):
                                    mp_context=get_context("spawn"),
                                    initializer=_start_worker, initargs=(os.getpid(),))
         try:
-            with _signals_held():  # map submits every job: the processes start here
+            with signals_held():  # map submits every job: the processes start here
                 results = pool.map(fn, jobs)
             yield from results
         except BaseException:
-            _stop_pool(pool)
+            stop_pool(pool)
             raise
         pool.shutdown()
     else:
         yield from map(fn, jobs)
 
 
-# -- worker processes that neither outlive nor outwait their parent ----------------------
-# The same as ``curate.executor.guard_worker`` and ``stop_pool``, which this layer may not
-# import; keep the two copies alike.
-
-_HELD = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """Block SIGINT and SIGTERM here: a process started in the block inherits the mask,
-    so a Ctrl-C reaching it before :func:`_start_worker` stays pending (then ignored)."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
 def _start_worker(parent: int) -> None:
-    """In a worker of process ``parent``: ignore SIGINT (the parent stops its workers),
-    die at once on SIGTERM, die when the parent dies (``PR_SET_PDEATHSIG`` on Linux, and
-    a watchdog thread everywhere); then use one torch thread."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
-    ppid = os.getppid()
-    if not _alive(parent):  # it died before this worker got here
-        os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent, ppid), name="curate-watchdog",
-                     daemon=True).start()
+    """In a spawned training process: guarded as every curate worker, one torch thread."""
+    guard_worker(parent)
     torch.set_num_threads(1)
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-    except FileNotFoundError:
-        return False
-    except OSError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
-def _watch_parent(parent: int, ppid: int, interval: float = 0.25) -> None:
-    while os.getppid() == ppid and _alive(parent):
-        time.sleep(interval)
-    os._exit(1)
-
-
-def _stop_pool(pool, grace: float = 1.0) -> None:
-    """Cancel what is queued, SIGTERM the workers, SIGKILL those alive after ``grace``."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    for process in processes:
-        with contextlib.suppress(Exception):
-            process.terminate()
-    pool.shutdown(wait=False, cancel_futures=True)
-    deadline = time.monotonic() + grace
-    for process in processes:
-        with contextlib.suppress(Exception):
-            process.join(max(0.0, deadline - time.monotonic()))
-    for process in processes:
-        with contextlib.suppress(Exception):
-            if process.is_alive():
-                process.kill()
-                process.join(grace)
 
 
 def train_seeds(config: TrainConfig, train_data, test_data=None, *, seeds=(0, 1, 2),
