@@ -944,6 +944,9 @@ class TableWriter:
         if self.format == "arrow" and not allow_arrow:
             raise CurateError(f"{self.path}: writing .arrow files is not supported; use "
                               ".parquet, .jsonl or .csv")
+        if self.format == "csv" and self.path.name.lower().endswith(".gz"):
+            raise CurateError(f"{self.path}: writing gzipped CSV is not supported; use .csv, "
+                              ".jsonl.gz or .parquet")
         self._atomic = atomic_path(self.path)
         self._writer = None
         self._schema: pa.Schema | None = None

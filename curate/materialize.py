@@ -50,6 +50,10 @@ class ApplyOptions:
         if self.tag_as not in (None, *TAG_AS):
             raise CurateError(f"tag_as must be one of {', '.join(TAG_AS)} (or None: a column "
                               f"when the selection has tags), got {self.tag_as!r}")
+        for scorer in self.transforms:
+            if type(scorer).transform is Scorer.transform:
+                raise CurateError(f"scorer {scorer.name!r} does not rewrite text; transforms "
+                                  "are cleaning scorers such as c4_quality")
 
     def tag_mode(self, tags: pa.ChunkedArray) -> str:
         """``"column"``, ``"prefix"`` or ``"none"`` for a selection with these tags."""

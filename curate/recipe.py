@@ -111,7 +111,7 @@ class RecipeRun:
         value = body[key]
         target = (self.out / value).resolve()
         if not self.allow_outside and not target.is_relative_to(self.out.resolve()):
-            raise CurateError(f"{where(self.path, body, key)}: {what}.{key} {value!r} is "
+            raise CurateError(f"{where(self.path, body, key)}: {what}: {key} {value!r} is "
                               "outside the run folder; use a relative path inside it (or set "
                               "allow_outside_outputs: true)")
         self.produced.add(value)
@@ -221,7 +221,9 @@ class RecipeRun:
         records = run_steps(self.steps, self.ctx, log=self.log)
         first = next(iter(self.ctx.scores.values()), None)
         skipped = sum(r.get("skipped_oversize", 0) for r in records)
-        manifest = {"recipe": {"path": str(self.path), "sha": file_hash(self.path)},
+        manifest = {"recipe": {"path": str(self.path), "sha": file_hash(self.path),
+                               "name": self.recipe.get("name"),
+                               "description": self.recipe.get("description")},
                     "versions": versions(), "seed": self.ctx.seed,
                     "workers": self.ctx.workers,
                     "plugins": list(self.recipe.get("plugins", [])),

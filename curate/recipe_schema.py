@@ -84,7 +84,7 @@ STEPS = {
     "apply": {"kept": (STR, False), "rejected": (STR, False), "everything": (STR, False),
               "tag_as": (STR, False), "tag_format": (STR, False), "transform": (LIST, False)},
     "experiment": {"kind": (STR, True), "test": (STR, True), "train": (dict, True),
-                   "seeds": (INT, False), "output": (STR, False)},
+                   "seeds": ((int, list), False), "output": (STR, False)},
 }
 
 

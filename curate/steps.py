@@ -418,7 +418,8 @@ class ApplyStep(Step):
         self.transform = [build(SCORERS, t) for t in transform]
         from curate.materialize import ApplyOptions
 
-        ApplyOptions(tag_as=tag_as, tag_format=tag_format)  # validates tag_as
+        # Checks tag_as and that every transform rewrites text, before anything runs.
+        ApplyOptions(tag_as=tag_as, tag_format=tag_format, transforms=self.transform)
 
     def config(self, ctx):
         return {"targets": self.targets, "tag_as": self.tag_as, "tag_format": self.tag_format,

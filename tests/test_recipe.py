@@ -130,7 +130,8 @@ steps:
 def test_experiment_step_runs_the_sweep_and_a_rerun_trains_nothing(tmp_path):
     recipe = tmp_path / "diet.yaml"
     recipe.write_text(EXPERIMENT_RECIPE.replace("score_seeds: 1", "score_seeds: 1\n"
-                                                "      budget: same-steps"))
+                                                "      budget: same-steps").replace(
+        "seeds: 2", "seeds: [0, 1]"))
     first = run_recipe(recipe, tmp_path / "run", log=lambda s: None)["steps"][0]
     assert first["runs"] == {"trained": 2 * 3, "reused": 0}
     assert first["scores"] == {"computed": 1, "reused": 0}
@@ -190,3 +191,22 @@ def test_outputs_outside_the_run_folder_need_an_explicit_opt_in(recipe, tmp_path
         "kept: out/kept.jsonl.gz", f"kept: {tmp_path / 'elsewhere' / 'kept.jsonl'}"))
     run_recipe(recipe, tmp_path / "run", log=lambda s: None)
     assert (tmp_path / "elsewhere" / "kept.jsonl").exists()
+
+
+def test_apply_transform_must_rewrite_text_and_gzipped_csv_is_refused(recipe, tmp_path):
+    recipe.write_text(RECIPE.replace("tag_as: column", "tag_as: column\n      transform: "
+                                     "[gopher_quality]"))
+    with pytest.raises(CurateError, match=r"small.yaml:\d+: step 5 \(apply\): scorer "
+                                          r"'gopher_quality' does not rewrite text"):
+        run_recipe(recipe, tmp_path / "run", log=lambda s: None)
+    recipe.write_text(RECIPE.replace("out/rejected.parquet", "out/rejected.csv.gz"))
+    with pytest.raises(CurateError, match="writing gzipped CSV is not supported"):
+        run_recipe(recipe, tmp_path / "run2", log=lambda s: None)
+    assert not (tmp_path / "run2" / "out" / "rejected.csv.gz").exists()
+
+
+def test_manifest_records_the_recipe_name_and_description(recipe, tmp_path):
+    recipe.write_text("description: a small test\n" + RECIPE)
+    manifest = run_recipe(recipe, tmp_path / "run", log=lambda s: None)
+    assert manifest["recipe"]["name"] == "small"
+    assert manifest["recipe"]["description"] == "a small test"

@@ -41,6 +41,7 @@ class Registry:
         self.kind, self.group = kind, group
         self._items: dict[str, object] = {}
         self._loaded = False
+        self._broken: list[str] = []  # entry points that failed to import, for messages
 
     def register(self, obj=None, *, name: str | None = None):
         """Register ``obj`` under ``name`` (default: its ``name`` attribute); usable as a
@@ -69,8 +70,9 @@ class Registry:
             try:
                 loaded = point.load()
             except Exception as exc:  # noqa: BLE001 - a broken plugin is named, not fatal
-                raise CurateError(f"cannot load {self.kind} plugin {point.name!r} "
-                                  f"({point.value}): {type(exc).__name__}: {exc}") from exc
+                self._broken.append(f"{self.kind} plugin {point.name!r} ({point.value}) "
+                                    f"failed to load: {type(exc).__name__}: {exc}")
+                continue
             if not inspect.ismodule(loaded) and getattr(loaded, "name", None) not in self._items:
                 self.register(loaded)
 
@@ -80,8 +82,9 @@ class Registry:
         if name not in self._items:
             close = difflib.get_close_matches(str(name), self._items, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
+            broken = "".join(f"; {b}" for b in self._broken)
             raise CurateError(f"unknown {self.kind} {name!r}{hint}; known {self.kind}s: "
-                              f"{', '.join(sorted(self._items)) or 'none'}")
+                              f"{', '.join(sorted(self._items)) or 'none'}{broken}")
         return self._items[name]
 
     def __contains__(self, name) -> bool:
