@@ -140,12 +140,6 @@ def test_el2n_value():
     assert got.tolist() == pytest.approx([math.sqrt(0.5), math.sqrt(2 * 0.75 ** 2)])
 
 
-def test_recorder_result_table_has_one_row_per_example(forgetting_run):
-    table = forgetting_run.result()
-    assert table.num_rows == 5 and table.column_names == ["loss", "margin"]
-    assert table.column("margin")[1].as_py() == [-2.0] * 5
-
-
 @pytest.mark.parametrize("model", ["mlp", "cnn1d", "resnet"])
 @pytest.mark.parametrize("params", ["all", "last"])
 def test_grand_vmap_matches_per_example_backward(model, params):

@@ -52,9 +52,6 @@ class Recorder(Callback):
     def on_train_end(self, model):
         self.ended = True
 
-    def result(self):
-        return pa.table({"n_batches": [len(self.batches)]})
-
 
 # -- built-in datasets ------------------------------------------------------------------
 def test_mnist1d_generates_cached_deterministic_splits(tmp_path, monkeypatch):
@@ -316,7 +313,7 @@ def test_callbacks_see_batches_in_training_positions(digits_data):
         seen = torch.cat([b[0] for b in rec.batches[4 * epoch:4 * epoch + 4]])
         assert torch.equal(seen.sort().values, positions)
     assert [len(b[0]) for b in rec.batches[:4]] == [128, 128, 128, 95]
-    assert result.callbacks[0] is rec and rec.result().num_rows == 1
+    assert result.callbacks[0] is rec and rec.ended
 
 
 @pytest.mark.parametrize("schedule,params,expected", [

@@ -8,7 +8,6 @@ recording costs no second pass. Callbacks must be picklable: with
 
 from __future__ import annotations
 
-import pyarrow as pa
 import torch
 
 
@@ -42,7 +41,3 @@ class Callback:
 
     def on_train_end(self, model: torch.nn.Module) -> None:
         """After the last step, with the final model."""
-
-    def result(self) -> pa.Table:
-        """One row per training example, in position order, without an id column."""
-        raise NotImplementedError(f"{type(self).__name__} records no per-example table")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import pyarrow as pa
 import torch
 
 from curate.train import Callback
@@ -99,15 +98,6 @@ class PresentationRecorder(Callback):
         """``[E, N]`` training-pass logit margin per epoch (NaN where not presented)."""
         return self._stacked()[:, 1]
 
-    def result(self) -> pa.Table:
-        """Per-example lists over epochs: ``loss`` and ``margin`` (null where not presented)."""
-        stacked = self._stacked()
-        cols = {}
-        for name, matrix in (("loss", stacked[:, 0]), ("margin", stacked[:, 1])):
-            values = matrix.T.contiguous().numpy()
-            cols[name] = pa.array(list(values), pa.list_(pa.float32()), from_pandas=True)
-        return pa.table(cols)
-
     def __getstate__(self):
         # Rows recorded on an accelerator travel back to the parent as CPU tensors.
         state = dict(self.__dict__)
@@ -150,11 +140,3 @@ class ScoreAtEpochs(Callback):
             model.train(was_training)
         if all(e in self.scores for e in self.epochs):
             self.x = self.y = None
-
-    def result(self) -> pa.Table:
-        cols = {}
-        for epoch, values in sorted(self.scores.items()):
-            flat = values.reshape(len(values), -1).numpy()
-            cols[f"epoch_{epoch}"] = (pa.array(flat[:, 0]) if flat.shape[1] == 1
-                                      else pa.array(list(flat), pa.list_(pa.float32())))
-        return pa.table(cols)
