@@ -219,23 +219,24 @@ def apply(data, selection, output, rejected, everything, tag_as, tag_format, tra
     """
     import pyarrow.parquet as pq
 
-    from curate.core.registry import make_scorer
-    from curate.io import Source
-    from curate.materialize import ApplyOptions, write_applied
+    from curate.core.tables import validate_selection
+    from curate.steps import ApplyStep
 
     try:
-        sel = pq.read_table(selection)
+        sel = validate_selection(pq.read_table(selection), id_column)
     except (OSError, ValueError) as exc:
         raise CurateError(f"{selection}: cannot read selection: {exc}") from None
-    cleaners = [make_scorer(t).with_text_column(text_column) for t in transforms]
-    options = ApplyOptions(text_column=text_column, tag_as=tag_as, tag_format=tag_format,
-                           everything=everything, transforms=cleaners)
-    source = Source(data, id_column=id_column, text_column=text_column,
-                    max_doc_bytes=max_doc_bytes, on_oversize=on_oversize, report=click.echo)
-    rows = write_applied(source, sel, options, kept=output, rejected=rejected)
-    click.echo(f"wrote {rows['kept']} examples to {output}")
-    if rejected:
-        click.echo(f"wrote {rows['rejected']} rejected examples to {rejected}")
+    targets = {"everything" if everything else "kept": output, "rejected": rejected}
+    step = ApplyStep(**targets, tag_as=tag_as, tag_format=tag_format, transform=transforms,
+                     selection=None)
+    ctx = _context(data, ".", id_column=id_column, text_column=text_column,
+                   max_doc_bytes=max_doc_bytes, on_oversize=on_oversize, report=click.echo)
+    ctx.selection = sel
+    written = step.run(ctx)["outputs"]
+    for key, what in (("kept", "examples"), ("everything", "examples"),
+                      ("rejected", "rejected examples")):
+        if key in written:
+            click.echo(f"wrote {written[key]['rows']} {what} to {written[key]['path']}")
 
 
 @cli.command()
@@ -315,42 +316,27 @@ def inspect(data, score_paths, scorers, output, workers, id_column, text_column,
             on_oversize):
     """Write a dataset quality card: size, duplicates, languages, keep rates, scores.
 
+    Scores computed here are kept in OUTPUT/scores/ (reuse them with --scores).
+
     \b
     curate inspect docs.jsonl.gz -o card/
     curate inspect docs.jsonl.gz --scores runs/quickstart/scores -o card/
     """
-    import pyarrow.compute as pc
-
-    from curate.card import score_file_params, write_quality_card
+    from curate.card import score_file_params
     from curate.core.registry import make_scorer
-    from curate.core.tables import join_scores
-    from curate.executor import LocalExecutor, score_source
-    from curate.io import Source
     from curate.scores import load_scores
+    from curate.steps import CardStep, ScoreStep
 
-    source = Source(data, id_column=id_column, text_column=text_column,
-                    max_doc_bytes=max_doc_bytes, on_oversize=on_oversize)
+    ctx = _context(data, output, id_column=id_column, text_column=text_column,
+                   workers=workers, max_doc_bytes=max_doc_bytes, on_oversize=on_oversize,
+                   report=click.echo)
     if score_paths:
-        tables = load_scores(score_paths)
-        params = score_file_params(score_paths)
-    else:
-        built = [make_scorer(s).with_text_column(text_column)
-                 for s in (scorers or DEFAULT_INSPECT)]
-        tables = score_source(built, source, executor=LocalExecutor(workers),
-                              progress=_progress())
-        params = {s.name: s.params() for s in built}
-    table = source.read_all([text_column])
-    lengths = None  # a dataset without text (e.g. builtin:mnist1d) has no length section
-    if text_column in table.column_names:
-        lengths = pc.utf8_length(pc.fill_null(table.column(text_column), "")).combine_chunks()
-    card = write_quality_card(join_scores(tables, id_column), output, title=f"Quality card: "
-                              f"{data}", text_lengths=lengths,
-                              source_info={**source.describe(),
-                                           "fingerprint": source.fingerprint()},
-                              scorer_params=params)
-    if source.skipped:
-        click.echo(source.skipped_report())
-    click.echo(f"wrote {card}")
+        ctx.scores, ctx.score_params = load_scores(score_paths), score_file_params(score_paths)
+    else:  # score now; the tables are kept beside the card for --scores next time
+        ctx.force = True
+        ScoreStep([make_scorer(s) for s in (scorers or DEFAULT_INSPECT)], "scores").run(ctx)
+    CardStep(".", title=f"Quality card: {data}").run(ctx)
+    click.echo(f"wrote {Path(output) / 'card.md'}")
 
 
 @cli.group()
@@ -601,19 +587,54 @@ def fasttext_train(positive, negative, output, epoch, lr, word_ngrams, seed, id_
     curate fasttext train -p good.jsonl -n bad.jsonl -o quality.bin
     curate score docs.jsonl -s fasttext_quality:model=quality.bin -o scores/
     """
-    from curate.io import Source
-    from scorers.fasttext_quality import FastTextQuality
+    _fit("fasttext_quality", {"positive": positive, "negative": negative}, output,
+         {"epoch": epoch, "lr": lr, "word_ngrams": word_ngrams, "seed": seed},
+         id_column=id_column, text_column=text_column, max_doc_bytes=max_doc_bytes,
+         on_oversize=on_oversize)
 
-    def texts(spec):
-        table = Source(spec, id_column=id_column, text_column=text_column,
-                       max_doc_bytes=max_doc_bytes, on_oversize=on_oversize,
-                       report=click.echo, required_columns=(text_column,),
-                       check_unique_ids=False).read_all([text_column])
-        return ["" if t is None else t for t in table.column(text_column).to_pylist()]
 
-    model = FastTextQuality().fit(texts(positive), texts(negative), epoch=epoch, lr=lr,
-                                  word_ngrams=word_ngrams, seed=seed)
-    model.save(output)
+@cli.command()
+@click.argument("scorer")
+@click.option("--data", "data", multiple=True, required=True, metavar="ARG=DATASET",
+              help="A text argument of the scorer's fit, e.g. positive=good.jsonl "
+              "(repeatable).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="A keyword of the scorer's fit, e.g. order=3 (repeatable).")
+@click.option("--output", "-o", required=True, help="Model file to write.")
+@data_options
+def fit(scorer, data, params, output, id_column, text_column, max_doc_bytes, on_oversize):
+    """Fit a model-backed scorer (fasttext_quality, perplexity, ...) and save its model.
+
+    \b
+    curate fit perplexity --data texts=reference.jsonl --param order=3 -o lm.npz
+    curate fit fasttext_quality --data positive=good.jsonl --data negative=bad.jsonl \\
+        --param epoch=10 -o quality.bin
+    curate score docs.jsonl -s perplexity:model=lm.npz -o scores/
+    """
+    from curate.core.registry import parse_value
+
+    def pairs(items, what):
+        out = {}
+        for item in items:
+            key, eq, value = item.partition("=")
+            if not eq or not key:
+                raise CurateError(f"bad {what} {item!r}: expected KEY=VALUE")
+            out[key.strip()] = value.strip()
+        return out
+
+    _fit(scorer, pairs(data, "--data"), output,
+         {k: parse_value(v) for k, v in pairs(params, "--param").items()},
+         id_column=id_column, text_column=text_column, max_doc_bytes=max_doc_bytes,
+         on_oversize=on_oversize)
+
+
+def _fit(scorer, data, output, params, *, text_column, **source_options):
+    """Run the fit step a recipe's ``fit:`` would, writing the model to ``output``."""
+    from curate.steps import FitStep
+
+    step = FitStep(scorer, data, output, params)
+    ctx = _context(None, ".", text_column=text_column, report=click.echo, **source_options)
+    step.run(ctx)
     click.echo(f"wrote {Path(output)}")
 
 

@@ -1,7 +1,7 @@
 """Running a recipe: validated, fingerprinted, resumable, with a manifest.
 
 A recipe names a source and ordered steps (``fit``, ``score``, ``filter``, ``tag``,
-``apply``, ``experiment``). Every step is built from the YAML before anything runs
+``apply``, ``card``, ``experiment``). Every step is built from the YAML before anything runs
 (:mod:`curate.steps`), so an unknown key, a bad parameter, an unknown scorer or filter,
 an apply step with no filter before it, or a ``where`` predicate naming a column that
 no earlier step writes is reported as ``recipe.yaml:LINE: ...`` at once.
@@ -22,6 +22,7 @@ Run folder layout::
     <out>/selection.parquet         the final selection (id, keep, reason, tag, order)
     <out>/models/...                models saved by fit steps
     <out>/<apply outputs>           kept / rejected / tagged data
+    <out>/card/card.md              a card step's quality card and its plots
     <out>/<experiment output>/      an experiment's tables, plots, report and caches
     <out>/manifest.json             what ran, how, and what it produced
     <out>/.cache/                   records of finished steps, by fingerprint (for reuse)
@@ -43,6 +44,7 @@ from curate.io import DEFAULT_MAX_DOC_BYTES, write_text
 from curate.recipe_schema import STEPS, check_mapping, read_yaml, validate, where
 from curate.steps import (
     ApplyStep,
+    CardStep,
     Context,
     ExperimentStep,
     FilterStep,
@@ -107,8 +109,8 @@ class RecipeRun:
             return str(self.out / spec)
         return str(self.base / spec)
 
-    def _output(self, body, key: str, what: str) -> str:
-        value = body[key]
+    def _output(self, body, key: str, what: str, default: str | None = None) -> str:
+        value = body.get(key, default)
         target = (self.out / value).resolve()
         if not self.allow_outside and not target.is_relative_to(self.out.resolve()):
             raise CurateError(f"{where(self.path, body, key)}: {what}: {key} {value!r} is "
@@ -177,6 +179,11 @@ class RecipeRun:
                          tag_format=body.get("tag_format", "<|{tag}|> "),
                          transform=body.get("transform", ()))
 
+    def _build_card(self, body, what):
+        check_mapping(self.path, body, STEPS["card"], what)
+        output = self._output(body, "output", what, default="card")
+        return CardStep(output, body.get("title"))
+
     def _build_experiment(self, body, what):
         check_mapping(self.path, body, STEPS["experiment"], what, open_ended=True)
         output = self._output(body, "output", what) if "output" in body else None
@@ -202,6 +209,8 @@ class RecipeRun:
                 has_selection = True
                 if columns is not None:
                     _check_predicates(step, columns, here)
+            elif isinstance(step, CardStep) and not has_scores:
+                raise CurateError(f"{here}: a card step needs a score step before it")
             elif isinstance(step, ApplyStep) and not has_selection:
                 raise CurateError(f"{here}: an apply step needs a filter or tag step before it")
             elif isinstance(step, ExperimentStep):

@@ -83,6 +83,7 @@ STEPS = {
     "tag": {"rules": (LIST, True), "default": (STR, False)},
     "apply": {"kept": (STR, False), "rejected": (STR, False), "everything": (STR, False),
               "tag_as": (STR, False), "tag_format": (STR, False), "transform": (LIST, False)},
+    "card": {"output": (STR, False), "title": (STR, False)},
     "experiment": {"kind": (STR, True), "test": (STR, True), "train": (dict, True),
                    "seeds": ((int, list), False), "output": (STR, False)},
 }

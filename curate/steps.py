@@ -30,7 +30,7 @@ from curate.core.cache import Cache
 from curate.core.errors import CurateError
 from curate.core.filter import Filter
 from curate.core.hashing import file_hash, fingerprint
-from curate.core.registry import EXPERIMENTS, SCORERS, accepted, build
+from curate.core.registry import EXPERIMENTS, SCORERS, accepted, build, make_scorer
 from curate.core.scorer import FittedScorer, Scorer
 from curate.core.tables import counts, join_scores, new_selection
 
@@ -51,6 +51,7 @@ class Context:
         resolve: maps an input spec to a path (recipes resolve relative to the recipe
             file, or to the run folder for files the run produced).
         scores: score tables computed or read so far, by scorer name.
+        score_params: the parameters each of those scorers ran with, by scorer name.
         selection: the selection built so far (None before the first filter step).
     """
 
@@ -65,6 +66,7 @@ class Context:
     progress: bool = False
     resolve: Callable[[str], str] = str
     scores: dict = field(default_factory=dict)
+    score_params: dict = field(default_factory=dict)
     selection: pa.Table | None = None
     _fingerprint: str | None = None
 
@@ -307,6 +309,7 @@ class ScoreStep(Step):
             fp = fingerprint([ctx.source_fingerprint(), _scorer_config(spec, ctx),
                               ctx.text_column, _plain_options(ctx), curate.__version__])
             path = self._path(ctx, scorer.name)
+            ctx.score_params[scorer.name] = _scorer_config(spec, ctx)["params"]
             if not ctx.force and path.exists() and read_metadata(path).get("fingerprint") == fp:
                 reused.append(scorer.name)
                 ctx.scores.update(load_scores(path))
@@ -329,8 +332,9 @@ class ScoreStep(Step):
     def restore(self, ctx, record):
         from curate.scores import load_scores
 
-        for path in self.outputs(ctx):
+        for spec, path in zip(self.specs, self.outputs(ctx)):
             ctx.scores.update(load_scores(path))
+            ctx.score_params[path.stem] = _scorer_config(spec, ctx)["params"]
 
 
 def _plain_options(ctx) -> dict:
@@ -392,6 +396,45 @@ class FilterStep(Step):
         self.run(ctx)
 
 
+# -- card ----------------------------------------------------------------------------------
+class CardStep(Step):
+    """Write the quality card of the scores so far: ``<output>/card.md`` and its plots
+    (size, duplicates, languages, keep rates and reasons, score histograms with each
+    rule's threshold, correlations). ``title`` defaults to the source's name."""
+
+    kind = "card"
+
+    def __init__(self, output: str = "card", title: str | None = None):
+        self.output, self.title = output, title
+
+    def config(self, ctx):
+        return {"output": self.output, "title": self.title, "scores": sorted(ctx.scores)}
+
+    def outputs(self, ctx):
+        return [ctx.out / self.output / "card.md"]
+
+    def run(self, ctx):
+        from curate.card import write_quality_card
+
+        source = ctx.open()
+        lengths = None  # data without text (e.g. builtin:mnist1d) has no length section
+        if _has_column(source, ctx.text_column):
+            text = source.read_all([ctx.text_column]).column(ctx.text_column)
+            lengths = pc.utf8_length(pc.fill_null(text, "")).combine_chunks()
+        title = self.title or f"Quality card: {source.spec}"
+        card = write_quality_card(ctx.joined(), ctx.out / self.output, title=title,
+                                  text_lengths=lengths,
+                                  source_info={**source.describe(),
+                                               "fingerprint": ctx.source_fingerprint()},
+                                  scorer_params=dict(ctx.score_params))
+        return {"outputs": [ctx.rel(card)]}
+
+
+def _has_column(source, column: str) -> bool:
+    first = next(source.iter_batches(1), None)
+    return first is not None and column in first.column_names
+
+
 # -- apply --------------------------------------------------------------------------------
 class ApplyStep(Step):
     """Write the selection and materialise it: kept, rejected and/or every example.
@@ -401,21 +444,23 @@ class ApplyStep(Step):
         tag_as: ``"column"``, ``"prefix"``, ``"none"``, or None (a ``tag`` column when the
             selection has tags; see :class:`curate.materialize.ApplyOptions`).
         tag_format: the prefix format for ``tag_as="prefix"``.
-        transform: names of cleaning scorers whose rewritten text replaces the kept text.
-        selection: where the selection table is written (default ``selection.parquet``).
+        transform: cleaning scorers (specs such as ``c4_quality`` or objects) whose
+            rewritten text replaces the kept text.
+        selection: where the selection table is written (default ``selection.parquet``;
+            None: not written, as for ``curate apply``, which read it from a file).
     """
 
     kind = "apply"
 
     def __init__(self, kept=None, rejected=None, everything=None, tag_as=None,
                  tag_format: str = "<|{tag}|> ", transform=(),
-                 selection: str = "selection.parquet"):
+                 selection: str | None = "selection.parquet"):
         self.targets = {k: v for k, v in (("kept", kept), ("rejected", rejected),
                                           ("everything", everything)) if v is not None}
         if not self.targets:
             raise CurateError("an apply step needs kept, rejected or everything")
         self.tag_as, self.tag_format, self.selection_file = tag_as, tag_format, selection
-        self.transform = [build(SCORERS, t) for t in transform]
+        self.transform = [make_scorer(t) for t in transform]
         from curate.materialize import ApplyOptions
 
         # Checks tag_as and that every transform rewrites text, before anything runs.
@@ -427,7 +472,9 @@ class ApplyStep(Step):
                 None if ctx.selection is None else _table_fingerprint(ctx.selection)}
 
     def outputs(self, ctx):
-        return [ctx.out / self.selection_file, *(ctx.out / t for t in self.targets.values())]
+        written = [ctx.out / t for t in self.targets.values()]
+        return written if self.selection_file is None else [ctx.out / self.selection_file,
+                                                            *written]
 
     def run(self, ctx):
         from curate.io import write_table
@@ -435,7 +482,8 @@ class ApplyStep(Step):
 
         if ctx.selection is None:
             raise CurateError("an apply step needs a filter or tag step before it")
-        write_table(ctx.selection, ctx.out / self.selection_file)
+        if self.selection_file is not None:
+            write_table(ctx.selection, ctx.out / self.selection_file)
         targets = {k: ctx.out / v for k, v in self.targets.items()}
         transforms = [t.with_text_column(ctx.text_column) for t in self.transform]
 

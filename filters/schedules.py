@@ -69,7 +69,7 @@ class CurriculumSchedule(IndexSchedule):
 
     Args:
         order: [n] training positions, first to present first (:func:`difficulty_order`,
-            :func:`ordered_positions`).
+            :func:`curate.core.tables.ordered_positions`).
         batch_size: examples per step; ``g(t)`` is raised to at least ``batch_size``
             (or ``n`` if smaller), so every batch is full.
         steps: number of optimizer steps.

@@ -103,6 +103,26 @@ def test_inspect_writes_a_quality_card(tmp_path, docs_file):
     assert "Documents: 12" in card
     assert "| `exact_dup` | 1 | 8.33% |" in card  # one duplicate of twelve
     assert (tmp_path / "card" / "length_histogram.png").read_bytes()[:4] == b"\x89PNG"
+    # the scores it computed are kept beside the card and can be given back with --scores
+    assert pq.read_table(tmp_path / "card" / "scores" / "minhash.parquet").num_rows == 12
+    again = curate("inspect", docs_file, "--scores", tmp_path / "card" / "scores", "-o",
+                   tmp_path / "card2")
+    assert again.returncode == 0, again.stderr
+    assert "| `exact_dup` | 1 | 8.33% |" in (tmp_path / "card2" / "card.md").read_text()
+
+
+def test_fit_saves_a_model_that_score_then_uses(tmp_path, docs_file):
+    model = tmp_path / "lm.npz"
+    result = curate("fit", "perplexity", "--data", f"texts={docs_file}", "--param", "order=2",
+                    "-o", model)
+    assert result.returncode == 0, result.stderr
+    scored = curate("score", docs_file, "-s", f"perplexity:model={model}", "-o", tmp_path / "s")
+    assert scored.returncode == 0, scored.stderr
+    assert pq.read_table(tmp_path / "s" / "perplexity.parquet").num_rows == 12
+    bad = curate("fit", "gopher_quality", "--data", f"texts={docs_file}", "-o", model)
+    assert_one_line_error(bad, "scorer 'gopher_quality' has no fit step")
+    typo = curate("fit", "perplexity", "--data", f"text={docs_file}", "-o", model)
+    assert_one_line_error(typo, "fit perplexity: unknown argument 'text'")
 
 
 def test_experiment_prune_sweep_writes_results_and_report(tmp_path):

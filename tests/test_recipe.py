@@ -210,3 +210,13 @@ def test_manifest_records_the_recipe_name_and_description(recipe, tmp_path):
     manifest = run_recipe(recipe, tmp_path / "run", log=lambda s: None)
     assert manifest["recipe"]["name"] == "small"
     assert manifest["recipe"]["description"] == "a small test"
+
+
+def test_card_step_writes_the_quality_card_of_the_scores_so_far(recipe, tmp_path):
+    recipe.write_text(RECIPE + "  - card: {title: Small corpus}\n")
+    manifest = run_recipe(recipe, tmp_path / "run", log=lambda s: None)
+    card = (tmp_path / "run" / "card" / "card.md").read_text()
+    assert card.startswith("# Small corpus") and "minhash" in card
+    assert manifest["steps"][-1]["outputs"] == ["card/card.md"]
+    again = run_recipe(recipe, tmp_path / "run", log=lambda s: None)
+    assert again["steps"][-1]["reused"] is True

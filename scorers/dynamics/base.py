@@ -25,9 +25,9 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from curate.core import validate as check
 from curate.core.errors import CurateError
 from curate.core.scorer import Scorer
-from curate.core.validate import boolean
 
 
 class DynamicsScorer(Scorer):
@@ -60,23 +60,25 @@ class DynamicsScorer(Scorer):
                  batch_size: int = 128, schedule: str = "constant", model_params=None,
                  label_column: str = "label", input_columns=None, shape=None, workers: int = 1,
                  standardize: bool = True):
-        self.model = model
-        self.epochs = int(epochs)
-        self.seeds = seeds
-        self.lr = float(lr)
-        self.optimizer = optimizer
-        self.momentum = float(momentum)
-        self.weight_decay = float(weight_decay)
-        self.batch_size = int(batch_size)
-        self.schedule = schedule
+        from curate.train.optim import OPTIMIZERS, SCHEDULES
+
+        owner = self.name or type(self).__name__
+        self.model = model if callable(model) else check.string(owner, "model", model)
+        self.epochs = check.positive_int(owner, "epochs", epochs)
+        self.seeds = seeds if isinstance(seeds, (list, tuple)) else check.positive_int(
+            owner, "seeds", seeds)
+        self.lr = check.number(owner, "lr", lr, minimum=0.0, strict_minimum=True)
+        self.optimizer = check.choice(owner, "optimizer", optimizer, OPTIMIZERS)
+        self.momentum = check.number(owner, "momentum", momentum, minimum=0.0)
+        self.weight_decay = check.number(owner, "weight_decay", weight_decay, minimum=0.0)
+        self.batch_size = check.positive_int(owner, "batch_size", batch_size)
+        self.schedule = check.choice(owner, "schedule", schedule, SCHEDULES)
         self.model_params = dict(model_params or {})
-        self.label_column = label_column
+        self.label_column = check.string(owner, "label_column", label_column)
         self.input_columns = _as_list(input_columns)
         self.shape = _as_shape(shape)
-        self.workers = int(workers)
-        self.standardize = boolean(self.name or type(self).__name__, "standardize", standardize)
-        if self.epochs < 1:
-            raise CurateError(f"epochs must be at least 1, not {epochs}")
+        self.workers = check.positive_int(owner, "workers", workers)
+        self.standardize = check.boolean(owner, "standardize", standardize)
 
     # -- the Scorer contract -----------------------------------------------------------
     def params(self) -> dict:
@@ -118,8 +120,6 @@ class DynamicsScorer(Scorer):
 
     def seed_list(self) -> list[int]:
         if isinstance(self.seeds, int):
-            if self.seeds < 1:
-                raise CurateError(f"seeds must be at least 1, not {self.seeds}")
             return list(range(self.seeds))
         return [int(s) for s in self.seeds]
 
