@@ -57,7 +57,7 @@ from curate.experiment.cells import (
     summarize_rows,
 )
 from curate.experiment.methods import Method
-from curate.experiment.outputs import write_result
+from curate.experiment.outputs import ExperimentResult, write_result
 from curate.reporting import band, interval_text, markdown_table
 
 STANDARD = "none"
@@ -68,7 +68,7 @@ PLOT_NAME = "accuracy_vs_steps.png"
 
 
 @dataclass
-class CurriculumResult:
+class CurriculumResult(ExperimentResult):
     """What :func:`curriculum_sweep` produced.
 
     ``results``: one row per run (:data:`RESULT_COLUMNS`); ``curves``: ``ordering``,
@@ -83,14 +83,8 @@ class CurriculumResult:
     curves: pa.Table
     summary: pa.Table
     comparisons: pa.Table
-    trained: int
-    reused: int
-    scores_computed: int
-    scores_reused: int
-    seconds: float
     out_dir: Path
     settings: dict = dataclasses.field(default_factory=dict)
-    report: Path | None = None
 
     def tables(self) -> dict:
         return {"results.parquet": self.results, "results.csv": self.results,

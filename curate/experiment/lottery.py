@@ -31,7 +31,7 @@ from curate.experiment.cells import (
     seed_list,
 )
 from curate.experiment.methods import selection_positions
-from curate.experiment.outputs import write_result
+from curate.experiment.outputs import ExperimentResult, write_result
 from curate.reporting import band, baseline_band, markdown_table
 
 if TYPE_CHECKING:  # the harness imports torch: loaded when a run needs it
@@ -42,7 +42,7 @@ BARRIER_PLOT = "barrier_vs_level.png"
 
 
 @dataclass
-class LotteryResult:
+class LotteryResult(ExperimentResult):
     """IMP's measurements as tables, with summaries (see :class:`curate.train.lottery.ImpRuns`
     for the rows).
 
@@ -66,15 +66,9 @@ class LotteryResult:
     barrier_summary: pa.Table
     curves: pa.Table
     settings: dict
-    seconds: float
     masks: dict = field(default_factory=dict, repr=False)
     rewind_states: dict = field(default_factory=dict, repr=False)
     states: dict = field(default_factory=dict, repr=False)
-    trained: int = 0
-    reused: int = 0
-    scores_computed: int = 0
-    scores_reused: int = 0
-    report: Path | None = None
 
     @classmethod
     def from_runs(cls, runs: ImpRuns, reused: bool = False) -> LotteryResult:

@@ -8,11 +8,27 @@ so a killed run never leaves half a file, and a re-run replaces them whole.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
 REPORT = "report.md"
+
+
+@dataclass(kw_only=True)
+class ExperimentResult:
+    """What every registered experiment's result holds besides its own tables: the wall
+    time in ``seconds``, the training runs ``trained`` and ``reused`` (read from the
+    cache), the score tables ``scores_computed`` and ``scores_reused``, and ``report``,
+    the path of ``report.md`` once written."""
+
+    seconds: float = 0.0
+    trained: int = 0
+    reused: int = 0
+    scores_computed: int = 0
+    scores_reused: int = 0
+    report: Path | None = None
 
 
 def write_outputs(out_dir, tables: dict[str, pa.Table], figures: dict, report: str) -> Path:

@@ -27,7 +27,7 @@ from curate.experiment.cells import (
     runs_footer,
     seed_list,
 )
-from curate.experiment.outputs import write_result
+from curate.experiment.outputs import ExperimentResult, write_result
 from curate.reporting import markdown_table
 
 if TYPE_CHECKING:  # the harness imports torch: loaded when a run needs it
@@ -60,7 +60,7 @@ TRAJECTORY_SCHEMA = pa.schema([
 
 
 @dataclass
-class PrunabilityResult:
+class PrunabilityResult(ExperimentResult):
     """The measurements of :func:`curate.train.prunability.prunability` as tables
     (``seeds``, ``fractions``, ``spectrum``, ``displacement``, ``trajectory``; the rows
     are described at :class:`curate.train.prunability.PrunabilityRuns`), with ``dense``,
@@ -78,12 +78,6 @@ class PrunabilityResult:
     dense: dict
     threshold: float
     settings: dict
-    seconds: float
-    trained: int = 0
-    reused: int = 0
-    scores_computed: int = 0
-    scores_reused: int = 0
-    report: Path | None = None
 
     @classmethod
     def from_runs(cls, runs: PrunabilityRuns, reused: bool = False) -> PrunabilityResult:

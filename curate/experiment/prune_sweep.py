@@ -61,7 +61,7 @@ from curate.experiment.cells import (
     summarize_rows,
 )
 from curate.experiment.methods import Choice, Method
-from curate.experiment.outputs import write_result
+from curate.experiment.outputs import ExperimentResult, write_result
 from curate.reporting import band, baseline_band, interval_text, markdown_table
 
 BUDGETS = ("same-steps", "same-epochs")
@@ -71,7 +71,7 @@ RESULT_COLUMNS = ("method", "score", "policy", "keep", "fraction", "n_kept", "se
 
 
 @dataclass
-class SweepResult:
+class SweepResult(ExperimentResult):
     """What :func:`prune_sweep` produced.
 
     ``results``: one row per run (columns :data:`RESULT_COLUMNS`; ``policy`` says how
@@ -86,14 +86,8 @@ class SweepResult:
     results: pa.Table
     summary: pa.Table
     subsets: dict
-    trained: int
-    reused: int
-    scores_computed: int
-    scores_reused: int
-    seconds: float
     out_dir: Path
     settings: dict = dataclasses.field(default_factory=dict)
-    report: Path | None = None
 
     def tables(self) -> dict:
         return {"results.parquet": self.results, "results.csv": self.results,

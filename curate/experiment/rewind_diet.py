@@ -48,14 +48,14 @@ from curate.experiment.cells import (
     runs_footer,
     seed_list,
 )
-from curate.experiment.outputs import write_result
+from curate.experiment.outputs import ExperimentResult, write_result
 from curate.reporting import band, baseline_band, interval_text, markdown_table
 
 PLOT_NAME = "ticket_accuracy_vs_rewind_step.png"
 
 
 @dataclass
-class DietResult:
+class DietResult(ExperimentResult):
     """What :func:`rewind_diet` measured.
 
     ``rows``: one per (subset, rewind step): ``subset``, ``n_pretrain`` (examples in the
@@ -74,12 +74,6 @@ class DietResult:
     first_matching: dict
     speedup: dict
     settings: dict
-    seconds: float
-    trained: int = 0
-    reused: int = 0
-    scores_computed: int = 0
-    scores_reused: int = 0
-    report: Path | None = None
 
     def tables(self) -> dict:
         return {"rewind_diet.csv": self.rows}
