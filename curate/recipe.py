@@ -189,6 +189,14 @@ class RecipeRun:
         output = self._output(body, "output", what) if "output" in body else None
         own = {k: v for k, v in body.items()
                if k not in ("kind", "test", "train", "seeds", "output")}
+        # Selection files named in the parameters are inputs: resolve them as inputs.
+        if isinstance(own.get("pretrain"), str) and own["pretrain"] != "selection":
+            own["pretrain"] = self._input(own["pretrain"])
+        for key in ("methods", "subsets"):
+            if isinstance(own.get(key), list):
+                own[key] = [{**m, "selection": self._input(m["selection"])}
+                            if isinstance(m, dict) and isinstance(m.get("selection"), str)
+                            and m["selection"] != "selection" else m for m in own[key]]
         return ExperimentStep(body["kind"], body["test"], body["train"],
                               seeds=body.get("seeds", 3), output=output, params=own)
 

@@ -553,8 +553,12 @@ class ExperimentStep(Step):
 
     def run(self, ctx):
         seeds = list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+        if ctx.id_column != "id":
+            raise CurateError(f"experiment {self.experiment}: experiments need the id column "
+                              f"to be named 'id', not {ctx.id_column!r}")
+        # The data as the recipe reads it (its size limit and options); the test data too.
         result = self.result = self.fn(
-            ctx.source, ctx.resolve(self.test), train_config=self.train, seeds=seeds,
+            ctx.open(), ctx.open(ctx.resolve(self.test)), train_config=self.train, seeds=seeds,
             out_dir=ctx.out / self.output, workers=ctx.workers, progress=ctx.progress,
             scores=dict(ctx.scores) or None, selection=ctx.selection, **self.params)
         return {"runs": {"trained": result.trained, "reused": result.reused},

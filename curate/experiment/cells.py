@@ -46,6 +46,8 @@ class Cell:
 def load_data(data, test_data) -> tuple:
     """``(table, train_set, test_set, fingerprints)`` of an experiment's data.
 
+    ``data`` and ``test_data`` are anything :class:`curate.io.Source` reads, or a
+    ``Source`` already opened with its options (a recipe's ``max_doc_bytes``, ...).
     ``table``: the training data as read (scorers take it); ``train_set``/``test_set``:
     :class:`curate.train.TensorData`; ``fingerprints``: the data and test-data content
     fingerprints and curate's version, which every cache key includes.
@@ -54,7 +56,7 @@ def load_data(data, test_data) -> tuple:
     from curate.io import Source
     from curate.train import TensorData
 
-    source, test_source = Source(data), Source(test_data)
+    source, test_source = (d if isinstance(d, Source) else Source(d) for d in (data, test_data))
     table = source.read_all()
     fingerprints = {"data": source.fingerprint(), "test": test_source.fingerprint(),
                     "curate": curate.__version__}

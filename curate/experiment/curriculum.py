@@ -179,7 +179,8 @@ def curriculum_sweep(data, test_data, *, score: str, score_params: dict | None =
     curves = pa.Table.from_pylist([
         {**{k: row[k] for k in (*ARM, "seed")}, "step": step, "test_acc": acc}
         for row in rows for step, acc in row["curve"]])
-    label = data if isinstance(data, str) else f"an in-memory {type(data).__name__}"
+    label = data if isinstance(data, str) else getattr(
+        data, "spec", f"an in-memory {type(data).__name__}")
     result = CurriculumResult(
         results=pa.Table.from_pylist(rows).select(list(RESULT_COLUMNS)), curves=curves,
         summary=summarize_rows(rows, ARM), comparisons=paired_comparisons(rows),
