@@ -115,7 +115,7 @@ def score(data, scorers, output, workers, batch_size, id_column, text_column, ma
               help="Any registered filter with its parameters, e.g. ccs:by=el2n,fraction=0.3 "
               "or curriculum:by=aum (repeatable; `curate filters` lists them).")
 @click.option("--data", help="The dataset, for filters that need its columns (balance=label).")
-@click.option("--id-column", default="id", show_default=True)
+@click.option("--id-column", help="Id column (default: the score tables' first column).")
 @click.option("--output", "-o", required=True, help="Selection file (.parquet).")
 def filter_cmd(scores, rules, wheres, fraction, by, lowest, random_fraction, seed, tags,
                specs, data, id_column, output):
@@ -153,8 +153,11 @@ def filter_cmd(scores, rules, wheres, fraction, by, lowest, random_fraction, see
     if not steps:
         raise CurateError("give at least one of --rules, --where, --keep, --random, --step, "
                           "--tag")
-    ctx = _context(data, ".", id_column=id_column)
-    ctx.scores = load_scores(scores)
+    from curate.scores import id_column_of
+
+    tables = load_scores(scores)
+    ctx = _context(data, ".", id_column=id_column_of(tables, id_column))
+    ctx.scores = tables
     if data is None and any(getattr(s.filter, "balance", None) for s in steps):
         raise CurateError("a class-balanced filter (balance=...) needs --data to read labels")
     for step in steps:
@@ -222,10 +225,12 @@ def apply(data, selection, output, rejected, everything, tag_as, tag_format, tra
     from curate.core.tables import validate_selection
     from curate.steps import ApplyStep
 
+    if not Path(selection).is_file():
+        raise CurateError(f"{selection}: no such selection file (write one with curate filter)")
     try:
         sel = validate_selection(pq.read_table(selection), id_column)
     except (OSError, ValueError) as exc:
-        raise CurateError(f"{selection}: cannot read selection: {exc}") from None
+        raise CurateError(f"{selection}: not a readable selection (Parquet): {exc}") from None
     targets = {"everything" if everything else "kept": output, "rejected": rejected}
     step = ApplyStep(**targets, tag_as=tag_as, tag_format=tag_format, transform=transforms,
                      selection=None)
@@ -266,7 +271,7 @@ def run(recipe, out, workers, force):
 @click.argument("query")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
-@click.option("--id-column", default="id", show_default=True)
+@click.option("--id-column", help="Id column (default: the score tables' first column).")
 def sql(scores, query, fmt, id_column):
     """Run SQL over score tables: one view per scorer plus `scores`, their join.
 
@@ -277,11 +282,11 @@ def sql(scores, query, fmt, id_column):
     curate sql scores/ "SELECT id FROM scores WHERE minhash_duplicate" --format csv
     """
     from curate.core.tables import join_scores
-    from curate.scores import load_scores
+    from curate.scores import id_column_of, load_scores
     from curate.sql import query as run_query
 
     tables = load_scores(scores)
-    result = run_query(tables, query, join_scores(tables, id_column))
+    result = run_query(tables, query, join_scores(tables, id_column_of(tables, id_column)))
     if fmt == "csv":
         import pyarrow.csv as pcsv
 

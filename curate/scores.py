@@ -59,3 +59,16 @@ def load_scores(paths) -> dict[str, pa.Table]:
         except (pa.ArrowInvalid, OSError) as exc:
             raise CurateError(f"{f}: not a readable Parquet score table: {exc}") from None
     return tables
+
+
+def id_column_of(tables: dict[str, pa.Table], given: str | None = None) -> str:
+    """The id column of score tables: ``given`` when set, else the first column, which
+    every score table written by curate starts with (the dataset's id column, e.g.
+    ``doc_id`` after ``curate score --id-column doc_id``)."""
+    if given is not None or not tables:
+        return given or "id"
+    firsts = {t.column_names[0] for t in tables.values() if t.num_columns}
+    if len(firsts) != 1:
+        raise CurateError(f"score tables start with different columns ({', '.join(sorted(firsts))}"
+                          "): give --id-column")
+    return firsts.pop()

@@ -134,3 +134,23 @@ def test_experiment_prune_sweep_writes_results_and_report(tmp_path):
     assert "2 runs" in result.stdout  # the random half and the full-data baseline
     assert "Budget rule: same-steps" in (out / "report.md").read_text()
     assert pq.read_table(out / "results.parquet").num_rows == 2
+
+
+def test_filter_and_sql_find_the_id_column_the_scores_were_written_with(tmp_path):
+    from tests.conftest import write_jsonl
+
+    rows = [{"doc_id": f"d{i}", "body": "word " * (i + 1)} for i in range(6)]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    scored = curate("score", data, "--id-column", "doc_id", "--text-column", "body", "-s",
+                    "exact_dup", "-o", tmp_path / "s")
+    assert scored.returncode == 0, scored.stderr
+    chosen = curate("filter", tmp_path / "s", "--where", "exact_dup_keep", "-o",
+                    tmp_path / "sel.parquet")
+    assert chosen.returncode == 0, chosen.stderr
+    assert pq.read_table(tmp_path / "sel.parquet").column_names[0] == "doc_id"
+    counted = curate("sql", tmp_path / "s", "SELECT count(*) AS n FROM scores", "--format",
+                     "csv")
+    assert counted.returncode == 0 and counted.stdout.split() == ['"n"', "6"]
+    missing = curate("apply", data, "--selection", tmp_path / "nope.parquet", "-o",
+                     tmp_path / "k.jsonl")
+    assert_one_line_error(missing, "nope.parquet: no such selection file")
