@@ -44,6 +44,7 @@ import pyarrow as pa
 
 from curate.core.cache import atomic_path
 from curate.core.errors import CurateError
+from curate.core.types import canonical_id_type, family, is_string, unify_types
 
 MIB = 1024 * 1024
 #: Documents whose text (UTF-8 bytes of the text column) is larger than this are an
@@ -347,7 +348,7 @@ class Source:
         if name not in self.required_columns or name not in table.column_names:
             return
         col = table.column(name)
-        if _is_string(col.type) or pa.types.is_null(col.type):
+        if is_string(col.type) or pa.types.is_null(col.type):
             return
         import pyarrow.compute as pc
 
@@ -365,7 +366,7 @@ class Source:
 
         over = None
         for name in dict.fromkeys([self.text_column, *self.required_columns]):
-            if name not in table.column_names or not _is_string(table.column(name).type):
+            if name not in table.column_names or not is_string(table.column(name).type):
                 continue
             lengths = pc.binary_length(table.column(name))
             if (pc.max(lengths).as_py() or 0) <= self.max_doc_bytes:
@@ -425,61 +426,6 @@ class Source:
 
 
 # -- combining shards -----------------------------------------------------------------
-def _is_string(type_: pa.DataType) -> bool:
-    return pa.types.is_string(type_) or pa.types.is_large_string(type_)
-
-
-def _family(type_: pa.DataType) -> str:
-    if _is_string(type_):
-        return "string"
-    if pa.types.is_binary(type_) or pa.types.is_large_binary(type_):
-        return "binary"
-    if pa.types.is_integer(type_):
-        return "integer"
-    if pa.types.is_floating(type_):
-        return "float"
-    return str(type_)
-
-
-_CANONICAL = {"string": pa.string(), "binary": pa.binary(), "integer": pa.int64(),
-              "float": pa.float64()}
-
-
-def _canonical_id_type(type_: pa.DataType) -> pa.DataType:
-    if pa.types.is_dictionary(type_):
-        type_ = type_.value_type
-    return _CANONICAL.get(_family(type_), type_)
-
-
-def unify_types(a: pa.DataType, b: pa.DataType, *, ids: bool = False) -> pa.DataType | None:
-    """The type that values of types ``a`` and ``b`` both convert to without loss, or
-    None: ``string``/``large_string`` -> ``string``, integer widths -> ``int64``,
-    integer and float -> ``float64`` (not for ids), null -> the other type, dictionary
-    -> its values' type; other types as Arrow's permissive promotion allows."""
-    if a == b:
-        return a
-    if pa.types.is_null(a):
-        return b
-    if pa.types.is_null(b):
-        return a
-    if pa.types.is_dictionary(a) or pa.types.is_dictionary(b):
-        return unify_types(a.value_type if pa.types.is_dictionary(a) else a,
-                           b.value_type if pa.types.is_dictionary(b) else b, ids=ids)
-    fa, fb = _family(a), _family(b)
-    if fa == fb and fa in _CANONICAL:
-        return _CANONICAL[fa]
-    if {fa, fb} == {"integer", "float"}:
-        return None if ids else pa.float64()
-    if fa in _CANONICAL or fb in _CANONICAL or pa.types.is_boolean(a) or \
-            pa.types.is_boolean(b):
-        return None
-    try:
-        return pa.unify_schemas([pa.schema([("x", a)]), pa.schema([("x", b)])],
-                                promote_options="permissive").field("x").type
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return None
-
-
 def _int_extent(col) -> int:
     """Largest magnitude of an integer column (0 when all null)."""
     import pyarrow.compute as pc
@@ -513,7 +459,7 @@ def _cast_chunk(chunk: pa.Array, target: pa.DataType) -> list[pa.Array]:
         return [chunk.cast(target)]
     except pa.ArrowInvalid:
         # large_string -> string overflows 32-bit offsets past 2 GiB: cast in halves.
-        if len(chunk) < 2 or _family(target) not in ("string", "binary"):
+        if len(chunk) < 2 or family(target) not in ("string", "binary"):
             raise
         half = len(chunk) // 2
         return [*_cast_chunk(chunk.slice(0, half), target),
@@ -551,7 +497,7 @@ class _StreamSchema:
         stream."""
         is_id = name == self.id_column
         if is_id and self.canonical_ids:
-            type_ = _canonical_id_type(type_)
+            type_ = canonical_id_type(type_)
         seen = self.types.get(name)
         if seen is None:
             self.types[name], self.origin[name] = type_, where
@@ -722,7 +668,7 @@ def _kind(value) -> str:
 
 
 def _kind_of_type(type_: pa.DataType) -> str:
-    if _is_string(type_):
+    if is_string(type_):
         return "strings"
     for check, name in ((pa.types.is_boolean, "booleans"), (pa.types.is_integer, "integers"),
                         (pa.types.is_floating, "numbers"), (pa.types.is_struct, "objects"),

@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 from curate.core.errors import CurateError
 from curate.core.scorer import Scorer
 from curate.core.tables import validate_selection
-from curate.io import DEFAULT_BATCH_SIZE, Source, cast_column, unify_types
+from curate.core.types import unify_types
+from curate.io import DEFAULT_BATCH_SIZE, Source, cast_column
 
 #: How tags are written; None (the default) is "column" when the selection has tags.
 TAG_AS = ("column", "prefix", "none")

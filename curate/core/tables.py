@@ -29,31 +29,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.core.errors import CurateError
+from curate.core.types import unify_types
 
 SELECTION_COLUMNS = ("keep", "reason", "tag", "order")
 
 
 # -- ids --------------------------------------------------------------------------------
-def _id_family(type_: pa.DataType) -> str | None:
-    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
-        return "string"
-    if pa.types.is_integer(type_):
-        return "integer"
-    return None
-
-
 def unify_ids(left, right, what: str = "ids"):
-    """``left`` and ``right`` (Arrow arrays) cast to one type, or a :class:`CurateError`.
-
-    Strings of either width become ``large_string``; integers of any width ``int64``.
-    """
+    """``left`` and ``right`` (Arrow arrays) cast to one id type (:func:`unify_types` with
+    ``ids=True``: strings of either width become ``string``, integers ``int64``), or a
+    :class:`CurateError`."""
     if left.type == right.type:
         return left, right
-    family = _id_family(left.type)
-    if family is None or family != _id_family(right.type):
+    target = unify_types(left.type, right.type, ids=True)
+    if target is None:
         raise CurateError(f"{what}: ids are {left.type} on one side and {right.type} on the "
                           "other; were they made from the same dataset?")
-    target = pa.large_string() if family == "string" else pa.int64()
     return left.cast(target), right.cast(target)
 
 
