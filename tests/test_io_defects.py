@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import curate
-import curate.io
+import curate.io.readers
 import filters as F
 from curate.core.errors import CurateError
 from curate.io import MIB, Source, TableWriter, human_bytes
@@ -170,7 +170,7 @@ def test_table_writer_widens_what_it_has_written(tmp_path):
 
 # -- 2. CSV with quoted newlines --------------------------------------------------------
 def test_csv_with_quoted_newlines_larger_than_the_block_size(tmp_path, monkeypatch):
-    monkeypatch.setattr(curate.io, "CSV_BLOCK_SIZE", 4096)
+    monkeypatch.setattr(curate.io.readers, "CSV_BLOCK_SIZE", 4096)
     body = [f"line one of {i}\nline two, with a comma\n\nand \"quotes\"" for i in range(300)]
     body[150] = "long\n" + "x" * 20_000  # one row longer than the block
     frame = pd.DataFrame({"id": range(300), "text": body})
