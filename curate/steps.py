@@ -29,7 +29,7 @@ import curate
 from curate.core.cache import Cache
 from curate.core.errors import CurateError
 from curate.core.filter import Filter
-from curate.core.hashing import file_hash, fingerprint
+from curate.core.hashing import file_hash, fingerprint, table_hash
 from curate.core.registry import EXPERIMENTS, SCORERS, accepted, build, make_scorer
 from curate.core.scorer import FittedScorer, Scorer
 from curate.core.tables import counts, join_scores, new_selection
@@ -270,9 +270,8 @@ class ScoreStep(Step):
         for spec in self.specs:  # validate parameters now, before anything runs
             if not isinstance(spec, Scorer):
                 name, params = spec
-                SCORERS.get(name)
-                deferred = {k for k, v in params.items() if k == "model"}
-                build(SCORERS, name, {k: v for k, v in params.items() if k not in deferred})
+                # A model file may be written by an earlier fit step: check the rest now.
+                build(SCORERS, name, {k: v for k, v in params.items() if k != "model"})
 
     def build(self, ctx) -> list[Scorer]:
         out = []
@@ -469,7 +468,7 @@ class ApplyStep(Step):
     def config(self, ctx):
         return {"targets": self.targets, "tag_as": self.tag_as, "tag_format": self.tag_format,
                 "transform": [t.name for t in self.transform], "selection":
-                None if ctx.selection is None else _table_fingerprint(ctx.selection)}
+                None if ctx.selection is None else table_hash(ctx.selection)}
 
     def outputs(self, ctx):
         written = [ctx.out / t for t in self.targets.values()]
@@ -501,12 +500,6 @@ class ApplyStep(Step):
         return {"counts": counts(ctx.selection),
                 "outputs": {k: {"path": ctx.rel(p), "rows": rows[k], "sha": file_hash(p)}
                             for k, p in targets.items()}}
-
-
-def _table_fingerprint(table: pa.Table) -> str:
-    from curate.core.hashing import table_hash
-
-    return table_hash(table)
 
 
 # -- experiment ---------------------------------------------------------------------------
@@ -546,7 +539,7 @@ class ExperimentStep(Step):
                 .fingerprint(), "train": dataclasses.asdict(self.train), "seeds": self.seeds,
                 "output": self.output, "params": self.params,
                 "scores": sorted(ctx.scores), "selection": None if ctx.selection is None
-                else _table_fingerprint(ctx.selection)}
+                else table_hash(ctx.selection)}
 
     def outputs(self, ctx):
         return [ctx.out / self.output / "report.md"]

@@ -217,6 +217,24 @@ class Scores:
         return self._tables[key]
 
 
+def cached_run(cache: Cache | None, key: str, config, compute, rows_type,
+               fields: tuple[str, ...] | None = None) -> tuple:
+    """``(rows, reused)``: a whole experiment's rows read back from ``cache`` under ``key``
+    (``rows_type(**stored)``, ``reused=True``), or ``compute()`` stored there.
+
+    Only a config whose model is a zoo name is cached (a factory cannot be hashed).
+    ``fields``: the attributes of the rows that are stored (default: all of them).
+    """
+    if cache is None or not isinstance(config.model, str):
+        return compute(), False
+    stored = cache.get_json(key)
+    if stored is not None:
+        return rows_type(**stored), True
+    rows = compute()
+    cache.put_json(key, {f: getattr(rows, f) for f in fields} if fields else vars(rows))
+    return rows, False
+
+
 def as_train_config(value):
     """A :class:`curate.train.TrainConfig` from itself or from a mapping of its fields."""
     from curate.train import TrainConfig

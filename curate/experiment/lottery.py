@@ -25,6 +25,7 @@ from curate.core.cache import Cache
 from curate.core.hashing import fingerprint
 from curate.experiment.cells import (
     as_train_config,
+    cached_run,
     config_key,
     load_data,
     runs_footer,
@@ -103,21 +104,13 @@ def run_imp(config, train_data, test_data, *, cache: Cache | None = None,
     with the same config, options and data ``fingerprints`` stored them."""
     from curate.train.lottery import ImpRuns, imp
 
-    if cache is None or not isinstance(config.model, str):
-        return imp(config, train_data, test_data, workers=workers, **options), False
     pretrain = options.get("pretrain")
     key = fingerprint({"imp": {**options, "pretrain": None if pretrain is None else
                                fingerprint(np.asarray(pretrain).tolist())},
                        "config": config_key(config), **(fingerprints or {})})
-    stored = cache.get_json(key)
-    if stored is not None:
-        return ImpRuns(runs=stored["runs"], barriers=stored["barriers"],
-                       curves=stored["curves"], settings=stored["settings"],
-                       seconds=stored["seconds"]), True
-    runs = imp(config, train_data, test_data, workers=workers, **options)
-    cache.put_json(key, {"runs": runs.runs, "barriers": runs.barriers, "curves": runs.curves,
-                         "settings": runs.settings, "seconds": runs.seconds})
-    return runs, False
+    return cached_run(cache, key, config,
+                      lambda: imp(config, train_data, test_data, workers=workers, **options),
+                      ImpRuns, fields=("runs", "barriers", "curves", "settings", "seconds"))
 
 
 def lottery(data, test_data, *, train_config, seeds, out_dir, workers: int = 1,

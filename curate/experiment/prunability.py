@@ -22,6 +22,7 @@ from curate.core.cache import Cache
 from curate.core.hashing import fingerprint
 from curate.experiment.cells import (
     as_train_config,
+    cached_run,
     config_key,
     load_data,
     runs_footer,
@@ -124,16 +125,12 @@ def sharpness(data, test_data, *, train_config, seeds, out_dir, workers: int = 1
                "top_k": top_k, "trace_samples": trace_samples, "lanczos_iters": lanczos_iters,
                "lanczos_tol": lanczos_tol, "tolerance": tolerance, "eval_every": eval_every,
                "retrain": retrain}
-    cache = Cache(Path(out_dir) / "cells")
     key = fingerprint({"prunability": options, "config": config_key(config), **fingerprints})
-    stored = cache.get_json(key) if isinstance(config.model, str) else None
-    if stored is not None:
-        runs = PrunabilityRuns(**stored)
-    else:
-        runs = prunability(config, train_set, test_set, workers=workers, **options)
-        if isinstance(config.model, str):
-            cache.put_json(key, vars(runs))
-    result = PrunabilityResult.from_runs(runs, reused=stored is not None)
+    runs, reused = cached_run(
+        Cache(Path(out_dir) / "cells"), key, config,
+        lambda: prunability(config, train_set, test_set, workers=workers, **options),
+        PrunabilityRuns)
+    result = PrunabilityResult.from_runs(runs, reused=reused)
     result.seconds = time.perf_counter() - started
     write_result(result, out_dir)
     return result
