@@ -316,25 +316,56 @@ DEFAULT_INSPECT = ("gopher_quality", "gopher_repetition", "c4_quality", "fineweb
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False),
               help="Folder for card.md and its plots.")
 @click.option("--workers", "-j", default=1, show_default=True)
+@click.option("--against", metavar="DATA_B",
+              help="A second dataset: score both with the same scorers and write one card "
+              "comparing them side by side.")
+@click.option("--labels", metavar="A,B",
+              help="With --against: the two datasets' names on the card (default: their file "
+              "names).")
 @data_options
-def inspect(data, score_paths, scorers, output, workers, id_column, text_column, max_doc_bytes,
-            on_oversize):
+def inspect(data, score_paths, scorers, output, workers, against, labels, id_column,
+            text_column, max_doc_bytes, on_oversize):
     """Write a dataset quality card: size, duplicates, languages, keep rates, scores.
 
-    Scores computed here are kept in OUTPUT/scores/ (reuse them with --scores).
+    Scores computed here are kept in OUTPUT/scores/ (reuse them with --scores). With
+    --against, DATA and DATA_B are both scored (OUTPUT/scores/a, OUTPUT/scores/b) and
+    the card puts them side by side with their difference.
 
     \b
     curate inspect docs.jsonl.gz -o card/
     curate inspect docs.jsonl.gz --scores runs/quickstart/scores -o card/
+    curate inspect pool.jsonl.gz --against kept.jsonl.gz --labels pool,kept -o compare/
     """
     from curate.card import score_file_params
     from curate.core.registry import make_scorer
     from curate.scores import load_scores
     from curate.steps import CardStep, ScoreStep
 
-    ctx = _context(data, output, id_column=id_column, text_column=text_column,
-                   workers=workers, max_doc_bytes=max_doc_bytes, on_oversize=on_oversize,
-                   report=click.echo)
+    options = {"id_column": id_column, "text_column": text_column, "workers": workers,
+               "max_doc_bytes": max_doc_bytes, "on_oversize": on_oversize,
+               "report": click.echo}
+    ctx = _context(data, output, **options)
+    if against is not None:
+        from curate.compare_card import side_labels, write_comparison_card
+        from curate.steps import card_inputs
+
+        if score_paths:
+            raise CurateError("--against scores both datasets: leave out --scores")
+        names = side_labels(data, against, labels)
+        sides = [ctx, _context(against, output, **options)]
+        for side in sides:  # a missing or empty dataset fails before anything is scored
+            next(side.open().iter_batches(1), None)
+        for side, folder in zip(sides, ("scores/a", "scores/b"), strict=True):
+            side.force = True
+            ScoreStep([make_scorer(s) for s in (scorers or DEFAULT_INSPECT)], folder).run(side)
+        (text_a, info_a), (text_b, info_b) = (card_inputs(side) for side in sides)
+        card = write_comparison_card(ctx.joined(), sides[1].joined(), output, labels=names,
+                                     texts=(text_a, text_b), source_info=(info_a, info_b),
+                                     scorer_params=dict(ctx.score_params))
+        click.echo(f"wrote {card}")
+        return
+    if labels is not None:
+        raise CurateError("--labels names the two sides of --against: give --against too")
     if score_paths:
         ctx.scores, ctx.score_params = load_scores(score_paths), score_file_params(score_paths)
     else:  # score now; the tables are kept beside the card for --scores next time
@@ -443,20 +474,135 @@ def curriculum_cmd(data, test_data, score_spec, lower_is_harder, orderings, paci
                      "steps": max(budgets)}, params)
 
 
-def _run_experiment(kind, data, test_data, output, seeds, workers, train, params):
-    """Build and run the experiment step that a recipe's ``experiment:`` would; print where
-    its report is. Returns the experiment's result."""
+def _run_experiment(kind, data, test_data, output, seeds, workers, train, params,
+                    selection=None):
+    """Build and run the experiment step that a recipe's ``experiment:`` would (on the
+    selection file ``selection``, when given); print where its report is. Returns the
+    experiment's result."""
     from curate.experiment import check
     from curate.steps import ExperimentStep
 
-    check(kind, params)
+    check(kind, params, selection=selection is not None)
     step = ExperimentStep(kind, test_data, train, seeds=seeds, output=".", params=params)
     ctx = _context(data, output, workers=workers)
+    if selection is not None:
+        from curate.experiment.methods import read_selection
+
+        ctx.selection = read_selection(selection, None, f"--selection {selection}")
     record = step.run(ctx)
     runs = record["runs"]
     click.echo(f"{runs['trained']} runs trained, {runs['reused']} reused, in "
                f"{step.result.seconds:.1f}s; report: {Path(output) / 'report.md'}")
     return step.result
+
+
+def _lm_options(command):
+    """The held-out data, model, budget, tokenizer, seeds, workers and output shared by the
+    language-model experiments."""
+    for option in reversed([
+        click.option("--test", "test_data", required=True,
+                     help="Held-out documents, grouped into slices by their slice column."),
+        click.option("--tokens", type=int, required=True,
+                     help="Training tokens per run (the same for every arm)."),
+        click.option("--size", default="xs", show_default=True,
+                     help="GPT size: xs (0.46M), s (3.3M) or m (10.8M parameters)."),
+        click.option("--context", type=int, default=256, show_default=True),
+        click.option("--batch-size", type=int, default=16, show_default=True),
+        click.option("--lr", type=float, default=2e-3, show_default=True),
+        click.option("--eval-every", type=int, help="Steps between held-out evaluations."),
+        click.option("--eval-tokens", type=int,
+                     help="Held-out tokens evaluated per slice (default: all)."),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
+                     default="auto", show_default=True),
+        click.option("--compile", "compiled", is_flag=True, help="torch.compile the model."),
+        click.option("--device", default="cpu", show_default=True,
+                     help="cpu, cuda, cuda:N or auto."),
+        click.option("--tokenizer", default="bytes", show_default=True,
+                     help="bytes, bpe:VOCAB (trained on the training data) or a "
+                     "tokenizer.json."),
+        click.option("--seeds", default=3, show_default=True, help="Training seeds per arm."),
+        click.option("--workers", "-j", default=1, show_default=True,
+                     help="Processes for the runs (one torch thread each)."),
+        click.option("--output", "-o", required=True, type=click.Path(file_okay=False))]):
+        command = option(command)
+    return command
+
+
+def _lm_config(tokens, size, context, batch_size, lr, eval_every, eval_tokens, precision,
+               compiled, device) -> dict:
+    return {"model_params": {"size": size}, "tokens": tokens, "context": context,
+            "batch_size": batch_size, "lr": lr, "eval_every": eval_every,
+            "eval_tokens": eval_tokens, "precision": precision, "compile": compiled,
+            "device": device}
+
+
+@experiment.command(name="text-ablation")
+@click.argument("data")
+@click.option("--pool", "pools", multiple=True,
+              help="all, selection, random, or NAME=SELECTION.parquet (repeatable; default "
+              "all, selection and random with --selection, else all).")
+@click.option("--selection", type=click.Path(dir_okay=False),
+              help="The filtered selection (e.g. a curate filter output) for the selection "
+              "and random pools.")
+@_lm_options
+def text_ablation_cmd(data, pools, selection, test_data, seeds, workers, output, tokenizer,
+                      **lm):
+    """A small GPT trained on each text pool for the same tokens, over seeds: held-out bits
+    per byte per slice, paired differences against all data, curves and report.md.
+
+    \b
+    curate filter docs.parquet --scores scores/ --where gopher_quality_keep -o sel.parquet
+    curate experiment text-ablation docs.parquet --test heldout.parquet \\
+        --selection sel.parquet --tokens 2000000 --seeds 3 -j 2 -o ablation/
+    """
+    chosen = list(pools) or (["all", "selection", "random"] if selection else ["all"])
+    specs = []
+    for pool in chosen:
+        name, sep, path = pool.partition("=")
+        specs.append({"name": name, "selection": path} if sep else pool)
+    _run_experiment("text-ablation", data, test_data, output, seeds, workers, _lm_config(**lm),
+                    {"pools": specs, "tokenizer": tokenizer}, selection=selection)
+
+
+@experiment.command(name="conditional-training")
+@click.argument("data")
+@click.option("--score", "score_spec", required=True,
+              help="Scorer of segments and generations, NAME[:key=value,...].")
+@click.option("--tag", "tags", multiple=True, required=True,
+              help="TAG=SQL predicate over the scores, e.g. \"good=langid_language = 'en'\" "
+              "(repeatable, first match wins).")
+@click.option("--default", "default_tag", default="bad", show_default=True,
+              help="Tag when no rule matches.")
+@click.option("--good", default="good", show_default=True, help="The wanted tag.")
+@click.option("--segment", type=click.Choice(["paragraph", "line", "document"]),
+              default="paragraph", show_default=True)
+@click.option("--samples", type=int, default=64, show_default=True,
+              help="Generations per run.")
+@click.option("--max-new-tokens", type=int, default=256, show_default=True)
+@click.option("--temperature", type=float, default=1.0, show_default=True)
+@click.option("--top-k", type=int)
+@_lm_options
+def conditional_cmd(data, score_spec, tags, default_tag, good, segment, samples,
+                    max_new_tokens, temperature, top_k, test_data, seeds, workers, output,
+                    tokenizer, **lm):
+    """Tag, don't drop: control tokens from tag rules against plain and filtered training;
+    the unwanted rate of generations and held-out bits per byte, paired by seed.
+
+    \b
+    curate experiment conditional-training docs.parquet --test heldout.parquet \\
+        --score langid --tag "good=langid_language = 'en'" --tokens 2000000 -o cond/
+    """
+    rules = []
+    for tag in tags:
+        name, sep, when = tag.partition("=")
+        if not sep or not name or not when:
+            raise CurateError(f"--tag {tag!r}: expected TAG=SQL predicate")
+        rules.append({"tag": name, "when": when})
+    _run_experiment("conditional-training", data, test_data, output, seeds, workers,
+                    _lm_config(**lm),
+                    {"score": score_spec, "tags": rules, "default": default_tag, "good": good,
+                     "segment": segment, "samples": samples, "max_new_tokens": max_new_tokens,
+                     "temperature": temperature, "top_k": top_k, "tokenizer": tokenizer})
 
 
 @cli.group()

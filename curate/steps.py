@@ -415,18 +415,26 @@ class CardStep(Step):
     def run(self, ctx):
         from curate.card import write_quality_card
 
-        source = ctx.open()
-        lengths = None  # data without text (e.g. builtin:mnist1d) has no length section
-        if _has_column(source, ctx.text_column):
-            text = source.read_all([ctx.text_column]).column(ctx.text_column)
-            lengths = pc.utf8_length(pc.fill_null(text, "")).combine_chunks()
-        title = self.title or f"Quality card: {source.spec}"
+        text, source_info = card_inputs(ctx)
+        # data without text (e.g. builtin:mnist1d) has no length section
+        lengths = None if text is None else pc.utf8_length(text).combine_chunks()
+        title = self.title or f"Quality card: {source_info['source']}"
         card = write_quality_card(ctx.joined(), ctx.out / self.output, title=title,
-                                  text_lengths=lengths,
-                                  source_info={**source.describe(),
-                                               "fingerprint": ctx.source_fingerprint()},
+                                  text_lengths=lengths, source_info=source_info,
                                   scorer_params=dict(ctx.score_params))
         return {"outputs": [ctx.rel(card)]}
+
+
+def card_inputs(ctx: Context) -> tuple[pa.ChunkedArray | None, dict]:
+    """What a card reads from the source besides the scores: the text column, one
+    string per document in source order with nulls as "" (None when the data has no
+    text column), and the facts shown about the source (:meth:`Source.describe` after
+    that read, plus the source's fingerprint)."""
+    source = ctx.open()
+    text = None
+    if _has_column(source, ctx.text_column):
+        text = pc.fill_null(source.read_all([ctx.text_column]).column(ctx.text_column), "")
+    return text, {**source.describe(), "fingerprint": ctx.source_fingerprint()}
 
 
 def _has_column(source, column: str) -> bool:
@@ -510,7 +518,10 @@ class ExperimentStep(Step):
     Args:
         kind: the registered experiment name.
         test: the test dataset spec.
-        train: :class:`curate.train.TrainConfig` fields.
+        train: the fields of the experiment's training config
+            (:func:`curate.experiment.train_config_for`: a
+            :class:`curate.train.TrainConfig`, or an :class:`curate.train.lm.LMConfig` for
+            the language-model experiments).
         seeds: training seeds (an int n means ``0..n-1``).
         output: the output folder, relative to the run folder (default: ``kind``).
         params: the experiment's own keyword parameters.
@@ -523,15 +534,15 @@ class ExperimentStep(Step):
 
     def __init__(self, kind: str, test: str, train: dict, seeds=3, output: str | None = None,
                  params: dict | None = None):
-        from curate.train import TrainConfig
+        from curate.experiment import train_config_for
 
         self.experiment, self.fn = kind, EXPERIMENTS.get(kind)
         self.test, self.seeds, self.output = test, seeds, output or kind
         self.params = dict(params or {})
         self.result = None
         try:
-            self.train = TrainConfig(**train)
-        except TypeError as exc:
+            self.train = train_config_for(self.fn, train)
+        except (TypeError, CurateError) as exc:
             raise CurateError(f"experiment {kind}: train: {exc}") from None
 
     def config(self, ctx):

@@ -36,6 +36,16 @@ Each writes its tables, figures and ``report.md`` under ``out_dir``
   rewind points pre-trained on data-diet subsets; ``subsets`` (sweep methods),
   ``rewind_steps``, ``levels``, ``subset_fraction``, ``subset_seed``, ``score_seeds``,
   ``fraction``, ``tolerance``, ``scope``, ``output_fraction``.
+- ``text-ablation`` (:func:`curate.experiment.text_ablation.text_ablation`): a small GPT
+  trained on text pools (all, the selection, random of the same size, ...) at an equal
+  token budget, bits per byte per held-out slice; ``train_config`` is an
+  :class:`curate.train.lm.LMConfig`; ``pools``, ``baseline``, ``tokenizer``,
+  ``text_column``, ``slice_column``.
+- ``conditional-training`` (:func:`curate.experiment.conditional.conditional_training`):
+  tag, don't drop: control tokens from ``tag`` rules over a scorer's segment scores,
+  against plain and filtered training; the unwanted rate of generations and bits per
+  byte; ``score``, ``tags``, ``default``, ``good``, ``segment``, ``untagged``, ``arms``,
+  ``samples``, ``max_new_tokens``, ``temperature``, ``top_k``, ``prompt``, ...
 
 Sweep methods (any registered filter over any registered scorer, a schedule, or a
 selection) are described in :mod:`curate.experiment.methods`. :func:`check` checks an
@@ -45,6 +55,11 @@ experiment's own parameters (names, methods, scorers) before anything is read or
 from curate.core.errors import CurateError
 from curate.core.registry import register_experiment
 from curate.experiment.cells import as_train_config, seed_list
+from curate.experiment.conditional import (
+    ConditionalResult,
+    check_conditional_params,
+    conditional_training,
+)
 from curate.experiment.curriculum import CurriculumResult, curriculum_sweep
 from curate.experiment.lottery import LotteryResult, lottery
 from curate.experiment.methods import Method, check_method, method_spec
@@ -52,6 +67,12 @@ from curate.experiment.outputs import write_outputs, write_result
 from curate.experiment.prunability import PrunabilityResult, sharpness
 from curate.experiment.prune_sweep import SweepResult, prune_sweep
 from curate.experiment.rewind_diet import DietResult, rewind_diet, rewind_diet_experiment
+from curate.experiment.text_ablation import (
+    TextAblationResult,
+    check_ablation_params,
+    text_ablation,
+)
+from curate.train.lm import LMConfig
 
 
 @register_experiment(name="prune-sweep")
@@ -103,8 +124,20 @@ def _score_spec(score) -> tuple[str, dict]:
 
 
 register_experiment(lottery, name="lottery")
+register_experiment(text_ablation, name="text-ablation")
 register_experiment(sharpness, name="sharpness")
 register_experiment(rewind_diet_experiment, name="rewind-diet")
+
+def train_config_for(fn, fields):
+    """The training config experiment ``fn`` takes (``fn.config_type``, default
+    :class:`curate.train.TrainConfig`), from a config or a mapping of its fields."""
+    return as_train_config(fields, getattr(fn, "config_type", None))
+
+
+register_experiment(conditional_training, name="conditional-training")
+text_ablation.config_type = conditional_training.config_type = LMConfig
+text_ablation.check_params = check_ablation_params
+conditional_training.check_params = check_conditional_params
 
 #: The parameters every registered experiment takes from its caller, not from ``params``.
 INPUTS = ("data", "test_data", "train_config", "seeds", "out_dir", "workers", "progress",
@@ -140,13 +173,17 @@ def check(kind: str, params: dict, *, selection: bool = False) -> None:
             raise CurateError(f"experiment {kind!r}: {key} must be a non-empty list")
         for method in params[key]:
             check_method(method, selection=selection)
+    own_check = getattr(fn, "check_params", None)
+    if own_check is not None:
+        own_check(params, selection=selection)
     if kind == "curriculum":
         name, score_params = _score_spec(params["score"])
         check_method({"name": "curriculum", "filter": "curriculum", "score": name,
                       "score_params": {**score_params, **(params.get("score_params") or {})}})
 
-__all__ = ["INPUTS", "CurriculumResult", "DietResult", "LotteryResult", "Method",
-           "PrunabilityResult", "SweepResult", "check", "check_method", "curriculum_experiment",
-           "curriculum_sweep", "lottery",
-           "method_spec", "prune_sweep", "prune_sweep_experiment", "rewind_diet",
-           "rewind_diet_experiment", "sharpness", "write_outputs", "write_result"]
+__all__ = ["INPUTS", "ConditionalResult", "CurriculumResult", "DietResult", "LotteryResult",
+           "Method", "PrunabilityResult", "SweepResult", "TextAblationResult", "check",
+           "check_method", "conditional_training", "curriculum_experiment", "curriculum_sweep",
+           "lottery", "method_spec", "prune_sweep", "prune_sweep_experiment", "rewind_diet",
+           "rewind_diet_experiment", "sharpness", "text_ablation", "train_config_for",
+           "write_outputs", "write_result"]

@@ -235,20 +235,23 @@ def cached_run(cache: Cache | None, key: str, config, compute, rows_type,
     return rows, False
 
 
-def as_train_config(value):
-    """A :class:`curate.train.TrainConfig` from itself or from a mapping of its fields."""
+def as_train_config(value, config_type=None):
+    """A training config from itself or from a mapping of its fields: ``config_type``
+    (default :class:`curate.train.TrainConfig`; :class:`curate.train.lm.LMConfig` for the
+    language-model experiments)."""
     from curate.train import TrainConfig
 
-    if isinstance(value, TrainConfig):
+    config_type = config_type or TrainConfig
+    if isinstance(value, config_type):
         return value
     if not isinstance(value, dict):
-        raise CurateError(f"train_config must be a TrainConfig or a mapping of its fields, "
-                          f"got {type(value).__name__}")
-    known = [f.name for f in dataclasses.fields(TrainConfig)]
+        raise CurateError(f"train_config must be a {config_type.__name__} or a mapping of its "
+                          f"fields, got {type(value).__name__}")
+    known = [f.name for f in dataclasses.fields(config_type)]
     unknown = [k for k in value if k not in known]
     if unknown:
         raise CurateError(f"train_config has no field {unknown[0]!r}; fields: {', '.join(known)}")
-    return TrainConfig(**value)
+    return config_type(**value)
 
 
 def seed_list(seeds) -> list[int]:
