@@ -2,8 +2,9 @@
 
 Two kinds, both registered in :data:`curate.core.registry.DATASETS`:
 
-* text samples shipped inside the package (see ``curate/data/quickstart/PROVENANCE.md``),
-  registered here and resolved to a file path;
+* text samples shipped inside the package (see ``curate/data/quickstart/PROVENANCE.md``
+  and ``curate/data/text_corpus/manifest.json``), registered here and resolved to a file
+  path; ``text_corpus`` has two splits, ``builtin:text_corpus:split=heldout``;
 * generated or package-provided tables (MNIST-1D, scikit-learn's digits, Fashion-MNIST
   from its IDX files), registered beside their functions in
   :mod:`curate.train.builtin_data`; each takes keyword parameters and returns a
@@ -21,19 +22,30 @@ DATA_DIR = Path(__file__).parent / "data"
 
 
 class TextSample:
-    """A text sample shipped in the package: calling it gives its file path."""
+    """A text sample shipped in the package: calling it gives its file path.
 
-    def __init__(self, name: str, file: str):
-        self.name, self.file = name, file
+    A sample with ``splits`` has one file per split (``file`` holds ``{split}``); calling
+    it with ``split=`` picks one, the first by default.
+    """
 
-    def __call__(self) -> Path:
-        return DATA_DIR / self.file
+    def __init__(self, name: str, file: str, splits: tuple[str, ...] = ()):
+        self.name, self.file, self.splits = name, file, splits
+
+    def __call__(self, split: str | None = None) -> Path:
+        if split is not None and split not in self.splits:
+            known = f"one of {', '.join(self.splits)}" if self.splits else "none"
+            raise CurateError(f"built-in dataset {self.name!r} has no split {split!r} "
+                              f"(splits: {known})")
+        if not self.splits:
+            return DATA_DIR / self.file
+        return DATA_DIR / self.file.format(split=split or self.splits[0])
 
 
 for _name, _file in (("quickstart", "quickstart/docs.jsonl.gz"),
                      ("quickstart-good", "quickstart/reference_good.jsonl.gz"),
                      ("quickstart-bad", "quickstart/reference_bad.jsonl.gz")):
     register_dataset(TextSample(_name, _file))
+register_dataset(TextSample("text_corpus", "text_corpus/{split}.parquet", ("train", "heldout")))
 
 
 def resolve(spec: str):
