@@ -16,6 +16,9 @@ lines on its signals' histograms: the scorer class names them in a ``thresholds`
 attribute, ``{signal suffix: (constructor parameter, ...)}``, and their values come from
 ``scorer_params`` (the parameters stored with the scores) or the constructor's defaults.
 
+The figure helpers also draw several datasets over each other on the same bins, for
+the comparison card of :mod:`curate.compare_card`.
+
 Every section that finds no columns says so. The output is deterministic: no
 timestamps, sorted ties, and PNGs saved without the software tag, so two runs over
 the same table give byte-identical files.
@@ -70,6 +73,18 @@ LOG_COUNT_RATIO = 20
 BAR_COLOR = "#4C72B0"
 OTHER_COLOR = "#8C8C8C"
 THRESHOLD_COLORS = ("#C44E52", "#DD8452", "#55A868", "#8172B3")
+#: Datasets drawn over each other on the same bins (a comparison card): first, second.
+SERIES_COLORS = (BAR_COLOR, "#E5AE38")
+SERIES_ALPHA = 0.4
+#: How the score histograms choose their axes (:func:`_hist_spec`), said below them.
+HISTOGRAM_AXES = (
+    "Each histogram's axes are chosen from its values: a log x axis with log-spaced "
+    "bins when the values are non-negative and the positive ones span more than two "
+    "decades, or crowd at the low end of a linear axis (zeros then get the first "
+    "bar, as the panel's label says), otherwise linear, with an end clipped at the "
+    "1st or 99th percentile when a few outliers would squash the rest into one bar "
+    "(the end bin holds them, as the label says). Counts are on a log axis where one "
+    "bin dwarfs the others.")
 
 
 def write_quality_card(scores: pa.Table, out_dir: str | Path, *, title: str,
@@ -119,8 +134,7 @@ def write_quality_card(scores: pa.Table, out_dir: str | Path, *, title: str,
         numeric = _numeric_columns(scores)
         rule_sets = _rule_sets(scores)
         marks = _threshold_marks(rule_sets, scorer_params, numeric)
-        unknown = [p for p in rule_sets if p not in (scorer_params or {})
-                   and any(c.startswith(p + "_") for c in marks)]
+        unknown = _unknown_params(rule_sets, scorer_params, marks)
         lines += _distribution_section(numeric, out, marks, unknown)
         lines += _correlation_section(numeric, out)
     card = out / CARD_NAME
@@ -188,15 +202,14 @@ def _size_section(n_docs: int, lengths: np.ndarray | None, out: Path) -> list[st
     lines += markdown_table(headers, [[_num(float(v)) for v in values]])
     positive = finite[finite > 0]
     if len(positive):
-        name = _save(out, "length_histogram.png", _length_figure, positive, empty)
+        name = _save(out, "length_histogram.png", _length_figure, [positive], [empty])
         lines += ["", f"![Document length histogram]({name})"]
     return lines + [""]
 
 
 def _dedup_section(scores: pa.Table) -> list[str]:
     lines = ["## Duplicates", ""]
-    prefixes = [c[: -len("_duplicate")] for c in scores.column_names
-                if c.endswith("_duplicate") and pa.types.is_boolean(scores.schema.field(c).type)]
+    prefixes = _dedup_sets(scores)
     if not prefixes:
         return lines + ["_No dedup scores (no bool `<scorer>_duplicate` column)._", ""]
     n = scores.num_rows
@@ -227,8 +240,7 @@ def _dedup_section(scores: pa.Table) -> list[str]:
 
 def _language_section(scores: pa.Table, out: Path) -> list[str]:
     lines = ["## Language", ""]
-    prefixes = [c[: -len("_language")] for c in scores.column_names
-                if c.endswith("_language") and _is_string(scores.schema.field(c).type)]
+    prefixes = _language_sets(scores)
     if not prefixes:
         return lines + ["_No language ID scores (no string `<scorer>_language` column)._", ""]
     n = scores.num_rows
@@ -291,13 +303,10 @@ def _rule_set_section(scores: pa.Table, out: Path) -> list[str]:
 
 def _reason_block(scores: pa.Table, prefix: str, out: Path) -> list[str]:
     lines = [f"### Drop reasons: `{prefix}`", ""]
-    keep = _column(scores, f"{prefix}_keep")
-    dropped = pc.equal(keep, False).fill_null(False)
-    reasons = pc.filter(_column(scores, f"{prefix}_reason"), dropped).fill_null("(no reason)")
-    n_dropped = len(reasons)
+    labels, counts = _drop_reasons(scores, prefix)
+    n_dropped = int(counts.sum())
     if n_dropped == 0:
         return lines + ["No documents dropped.", ""]
-    labels, counts = _value_counts(reasons)
     n = scores.num_rows
     rows = [[f"`{_escape(label)}`", _int(int(c)), _pct(c / n_dropped), _pct(c / n)]
             for label, c in zip(labels, counts, strict=True)]
@@ -326,26 +335,26 @@ def _distribution_section(numeric: dict[str, np.ndarray], out: Path,
     lines += markdown_table(["column", "values", "null/NaN/inf (ignored)", "min", "median", "mean",
                      "max"], rows)
     plot = _save(out, "score_histograms.png", _histogram_grid, numeric, marks)
-    lines += ["", f"![Score histograms]({plot})", "",
-              "Each histogram's axes are chosen from its values: a log x axis with log-spaced "
-              "bins when the values are non-negative and the positive ones span more than two "
-              "decades, or crowd at the low end of a linear axis (zeros then get the first "
-              "bar, as the panel's label says), otherwise linear, with an end clipped at the "
-              "1st or 99th percentile when a few outliers would squash the rest into one bar "
-              "(the end bin holds them, as the label says). Counts are on a log axis where one "
-              "bin dwarfs the others."]
-    if marks:
-        rows = [[f"`{column}`", f"`{m.param}`", _num(m.value),
-                 "scorer default" if m.default else "scores' parameters"]
-                for column, found in marks.items() for m in found]
-        lines += ["", "Rule thresholds, drawn as dashed lines (a document is dropped beyond "
-                      "them):", ""]
-        lines += markdown_table(["column", "parameter", "value", "from"], rows)
-        if unknown:
-            lines += ["", "The card was not given the parameters that "
-                      + ", ".join(f"`{p}`" for p in unknown)
-                      + " ran with, so their thresholds are the scorers' defaults."]
-    return lines + [""]
+    lines += ["", f"![Score histograms]({plot})", "", HISTOGRAM_AXES]
+    return lines + _threshold_lines(marks, unknown) + [""]
+
+
+def _threshold_lines(marks: dict[str, list[Threshold]], unknown: list[str]) -> list[str]:
+    """The table of the thresholds drawn on the histograms, and which rule sets' are
+    the scorers' defaults because their parameters are unknown (none: no lines)."""
+    if not marks:
+        return []
+    rows = [[f"`{column}`", f"`{m.param}`", _num(m.value),
+             "scorer default" if m.default else "scores' parameters"]
+            for column, found in marks.items() for m in found]
+    lines = ["", "Rule thresholds, drawn as dashed lines (a document is dropped beyond them):",
+             ""]
+    lines += markdown_table(["column", "parameter", "value", "from"], rows)
+    if unknown:
+        lines += ["", "The card was not given the parameters that "
+                  + ", ".join(f"`{p}`" for p in unknown)
+                  + " ran with, so their thresholds are the scorers' defaults."]
+    return lines
 
 
 def _correlation_section(numeric: dict[str, np.ndarray], out: Path) -> list[str]:
@@ -388,6 +397,26 @@ def _rule_sets(scores: pa.Table) -> list[str]:
         if reason in scores.column_names and _is_string(schema.field(reason).type):
             out.append(prefix)
     return out
+
+
+def _dedup_sets(scores: pa.Table) -> list[str]:
+    """Prefixes ``<x>`` of the bool ``<x>_duplicate`` columns, in column order."""
+    return [c[: -len("_duplicate")] for c in scores.column_names
+            if c.endswith("_duplicate") and pa.types.is_boolean(scores.schema.field(c).type)]
+
+
+def _language_sets(scores: pa.Table) -> list[str]:
+    """Prefixes ``<x>`` of the string ``<x>_language`` columns, in column order."""
+    return [c[: -len("_language")] for c in scores.column_names
+            if c.endswith("_language") and _is_string(scores.schema.field(c).type)]
+
+
+def _drop_reasons(scores: pa.Table, prefix: str) -> tuple[list[str], np.ndarray]:
+    """Why rule set ``prefix`` dropped documents: the reasons (null as "(no reason)") and
+    how many documents each dropped, most first; unscored (null keep) rows are not drops."""
+    dropped = pc.equal(_column(scores, f"{prefix}_keep"), False).fill_null(False)
+    reasons = pc.filter(_column(scores, f"{prefix}_reason"), dropped).fill_null("(no reason)")
+    return _value_counts(reasons)
 
 
 def _numeric_columns(scores: pa.Table) -> dict[str, np.ndarray]:
@@ -510,29 +539,53 @@ def _new_figure(width: float, height: float):
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def _length_figure(positive: np.ndarray, n_empty: int):
+def _length_figure(positive: list[np.ndarray], n_empty: list[int], names=()):
+    """Histogram of the positive lengths, one array per dataset (one unless ``names``
+    names several: they are drawn over each other, see :func:`_hist_layers`); the
+    empty documents, ``n_empty[i]`` per dataset, are counted in the title."""
     fig = _new_figure(7, 3.5)
     ax = fig.add_subplot()
-    spec = _hist_spec(positive)
-    _draw_hist(ax, spec)
+    spec, layers = _hist_layers(positive, names)
+    _draw_hist(ax, spec, layers)
+    if layers:
+        _series_legend(ax, names, alpha=SERIES_ALPHA)
     ax.set_xlabel(_axis_label("characters per document", spec))
-    ax.set_ylabel("documents" + (" (log scale)" if spec.count_scale == "log" else ""))
-    note = f" ({n_empty:,} with 0 characters not shown)" if n_empty else ""
+    ax.set_ylabel(_count_label(spec, layers))
+    empty = [f"{name}: {n:,}" if names else f"{n:,}"
+             for name, n in zip(names or [""], n_empty, strict=True) if n]
+    note = f" ({', '.join(empty)} with 0 characters not shown)" if empty else ""
     ax.set_title("Document length" + note)
     return fig
 
 
-def _bar_figure(labels: list[str], values: np.ndarray, xlabel: str, title: str):
-    """Horizontal bars, first label on top, each with its value written beside it."""
-    fig = _new_figure(7, 1.2 + 0.32 * len(labels))
+def _bar_figure(labels: list[str], values, xlabel: str, title: str, names=()):
+    """Horizontal bars, first label on top, each with its value written beside it.
+
+    ``values``: one number per label; with ``names`` (one per dataset), one array per
+    dataset (None: nothing to draw for it), drawn as adjacent bars in the datasets'
+    :data:`SERIES_COLORS` with a legend naming them.
+    """
+    series = list(values) if names else [values]
+    drawn = [np.asarray(v, dtype=float) for v in series if v is not None]
+    per_label = 0.24 * len(series) if names else 0.32  # inches
+    fig = _new_figure(7, 1.2 + per_label * len(labels) + (0.4 if names else 0))
     ax = fig.add_subplot()
     positions = np.arange(len(labels))
-    ax.barh(positions, values, color=BAR_COLOR)
+    height = 0.8 / len(series)
+    for i, bars in enumerate(series):
+        if bars is None:
+            continue
+        place = positions + height * (i - (len(series) - 1) / 2) if names else positions
+        color = SERIES_COLORS[i % len(SERIES_COLORS)] if names else BAR_COLOR
+        ax.barh(place, bars, height=height, color=color)
+        for pos, value in zip(place, bars, strict=True):
+            ax.text(value, pos, f" {_num(float(value))}", va="center", fontsize=8)
     ax.set_yticks(positions, [_shorten(label, 40) for label in labels])
     ax.invert_yaxis()
-    ax.set_xlim(0, max(float(np.max(values)), 1) * 1.15)  # room for the values
-    for pos, value in zip(positions, values, strict=True):
-        ax.text(value, pos, f" {_num(float(value))}", va="center", fontsize=8)
+    top = max(float(np.max(v)) for v in drawn) if drawn else 0.0
+    ax.set_xlim(0, max(top, 1) * 1.15)  # room for the values
+    if names:
+        _series_legend(ax, names, alpha=1.0)
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     return fig
@@ -566,39 +619,82 @@ def _language_figure(labels: list[str], counts: np.ndarray, n_docs: int, title: 
     return fig
 
 
-def _histogram_grid(numeric: dict[str, np.ndarray],
-                    marks: dict[str, list[Threshold]] | None = None):
+def _histogram_grid(numeric: dict, marks: dict[str, list[Threshold]] | None = None,
+                    names=()):
     """One histogram per column, its axes chosen by :func:`_hist_spec`; each rule
-    threshold in ``marks[column]`` is a dashed vertical line with a legend entry."""
+    threshold in ``marks[column]`` is a dashed vertical line with a legend entry.
+
+    ``numeric`` maps a column to its values (float arrays, NaN for null); with
+    ``names`` (one per dataset), to one array per dataset, drawn over each other on the
+    same bins (:func:`_hist_layers`) with one legend naming the datasets.
+    """
     marks = marks or {}
     ncols = min(GRID_COLUMNS, len(numeric))
     nrows = math.ceil(len(numeric) / ncols)
     fig = _new_figure(4.2 * ncols, 3.0 * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, (name, values) in zip(axes, numeric.items(), strict=False):
-        finite = values[np.isfinite(values)]
-        missing = len(values) - len(finite)
+        series = list(values) if names else [values]
+        finite = [v[np.isfinite(v)] for v in series]
+        missing = sum(map(len, series)) - sum(map(len, finite))
         title = _shorten(name, 38) + (f"\n({missing:,} null/NaN ignored)" if missing else "")
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=8)
-        if len(finite) == 0:
+        if not any(len(f) for f in finite):
             ax.text(0.5, 0.5, "no finite values", ha="center", va="center",
                     transform=ax.transAxes)
             ax.set_xticks([])
             ax.set_yticks([])
             continue
         column_marks = marks.get(name, [])
-        spec = _hist_spec(finite, [m.value for m in column_marks])
-        _draw_hist(ax, spec)
+        spec, layers = _hist_layers(finite, names, [m.value for m in column_marks])
+        _draw_hist(ax, spec, layers)
         _draw_thresholds(ax, column_marks, spec)
         label = _axis_label("", spec)
         if label:
             ax.set_xlabel(label, fontsize=7)
-        if spec.count_scale == "log":
-            ax.set_ylabel("documents (log scale)", fontsize=7)
+        if spec.count_scale == "log" or layers:
+            ax.set_ylabel(_count_label(spec, layers), fontsize=7)
     for ax in axes[len(numeric):]:
         ax.set_visible(False)
+    if names:
+        _series_legend(fig, names, alpha=SERIES_ALPHA)
     return fig
+
+
+def _hist_layers(finite: list[np.ndarray], names=(), marks=()) -> tuple[HistSpec, list | None]:
+    """The bins for ``finite`` (finite values, one array per dataset) and what to draw.
+
+    One dataset (no ``names``): its :func:`_hist_spec` and None (draw its counts).
+    Several: the bins :func:`_hist_spec` chooses for all values together, and per
+    dataset the share of its values in each bin (zeros for a dataset without values),
+    so that datasets of different sizes compare.
+    """
+    if not names:
+        return _hist_spec(finite[0], marks), None
+    spec = _hist_spec(np.concatenate(finite), marks)
+    return spec, [spec.count(v) / len(v) if len(v) else np.zeros(len(spec.counts))
+                  for v in finite]
+
+
+def _count_label(spec: HistSpec, layers) -> str:
+    return ("share of documents" if layers else "documents") + (
+        " (log scale)" if spec.count_scale == "log" else "")
+
+
+def _series_legend(target, names, alpha: float) -> None:
+    """A legend naming the datasets by colour (areas of opacity ``alpha``, outlined), on
+    an Axes or above a whole Figure."""
+    from matplotlib.colors import to_rgba
+    from matplotlib.patches import Patch
+
+    colors = [SERIES_COLORS[i % len(SERIES_COLORS)] for i in range(len(names))]
+    handles = [Patch(facecolor=to_rgba(color, alpha), edgecolor=color, label=_shorten(name, 40))
+               for color, name in zip(colors, names, strict=True)]
+    if hasattr(target, "add_subplot"):  # a Figure
+        target.legend(handles=handles, loc="outside upper center", ncols=len(handles))
+    else:
+        target.legend(handles=handles, fontsize=8, loc="best", framealpha=0.85)
 
 
 @dataclass(frozen=True)
@@ -612,6 +708,11 @@ class HistSpec:
     notes: tuple[str, ...]  #: what the axis folds into an end bin, or where the zeros are
     linthresh: float = 0.0  #: symlog only: the linear stretch [0, linthresh] holds the zeros
     linscale: float = 1.0  #: symlog only: its width, in decades
+
+    def count(self, values: np.ndarray) -> np.ndarray:
+        """Finite ``values`` counted on these bins, values beyond an end in its end bin
+        (as :attr:`counts` holds the values the bins were chosen from)."""
+        return np.histogram(np.clip(values, self.edges[0], self.edges[-1]), self.edges)[0]
 
 
 def _hist_spec(finite: np.ndarray, marks=()) -> HistSpec:
@@ -694,9 +795,18 @@ def _binned(scale: str, edges: np.ndarray, values: np.ndarray,
     return HistSpec(scale, edges, counts, "log" if skewed else "linear", notes)
 
 
-def _draw_hist(ax, spec: HistSpec) -> None:
-    ax.hist(spec.edges[:-1], bins=spec.edges, weights=spec.counts, color=BAR_COLOR,
-            log=spec.count_scale == "log")
+def _draw_hist(ax, spec: HistSpec, layers: list[np.ndarray] | None = None) -> None:
+    """Bars of ``spec.counts``, or each of ``layers`` (a weight per bin, one per dataset)
+    as a translucent area with an outline in its :data:`SERIES_COLORS` colour."""
+    log = spec.count_scale == "log"
+    if layers is None:
+        ax.hist(spec.edges[:-1], bins=spec.edges, weights=spec.counts, color=BAR_COLOR, log=log)
+    for i, weights in enumerate(layers or []):
+        color = SERIES_COLORS[i % len(SERIES_COLORS)]
+        for style in ({"histtype": "stepfilled", "alpha": SERIES_ALPHA},
+                      {"histtype": "step", "linewidth": 1.2}):
+            ax.hist(spec.edges[:-1], bins=spec.edges, weights=weights, color=color, log=log,
+                    **style)
     if spec.scale == "log":
         ax.set_xscale("log")
     elif spec.scale == "symlog":
@@ -853,6 +963,14 @@ def _threshold_marks(prefixes: list[str], scorer_params: dict[str, dict] | None,
                     if column in columns and _is_threshold(v):
                         marks.setdefault(column, []).append(Threshold(label, float(v), default))
     return marks
+
+
+def _unknown_params(prefixes: list[str], scorer_params: dict[str, dict] | None,
+                    marks: dict[str, list[Threshold]]) -> list[str]:
+    """The rule sets among ``prefixes`` with thresholds in ``marks`` but no parameters in
+    ``scorer_params`` (so their thresholds are the scorers' defaults)."""
+    return [p for p in prefixes if p not in (scorer_params or {})
+            and any(c.startswith(p + "_") for c in marks)]
 
 
 def _scorer_class(name: str):
