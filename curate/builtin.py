@@ -5,6 +5,8 @@ Two kinds, both registered in :data:`curate.core.registry.DATASETS`:
 * text samples shipped inside the package (see ``curate/data/quickstart/PROVENANCE.md``
   and ``curate/data/text_corpus/manifest.json``), registered here and resolved to a file
   path; ``text_corpus`` has two splits, ``builtin:text_corpus:split=heldout``;
+* ``packages``: the corpus :mod:`curate.corpus` builds from installed Debian packages,
+  built on first use and cached (``builtin:packages:max_mb=4,split=heldout``);
 * generated or package-provided tables (MNIST-1D, scikit-learn's digits, Fashion-MNIST
   from its IDX files), registered beside their functions in
   :mod:`curate.train.builtin_data`; each takes keyword parameters and returns a
@@ -46,6 +48,14 @@ for _name, _file in (("quickstart", "quickstart/docs.jsonl.gz"),
                      ("quickstart-bad", "quickstart/reference_bad.jsonl.gz")):
     register_dataset(TextSample(_name, _file))
 register_dataset(TextSample("text_corpus", "text_corpus/{split}.parquet", ("train", "heldout")))
+
+
+@register_dataset(name="packages")
+def packages(**params) -> Path:
+    """The corpus built from installed packages (:mod:`curate.corpus.dataset`)."""
+    from curate.corpus.dataset import packages_corpus
+
+    return packages_corpus(**params)
 
 
 def resolve(spec: str):

@@ -789,6 +789,15 @@ def _fit(scorer, data, output, params, *, text_column, **source_options):
     click.echo(f"wrote {Path(output)}")
 
 
+def _add_corpus_commands() -> None:
+    from curate.corpus.cli import corpus
+
+    cli.add_command(corpus)
+
+
+_add_corpus_commands()
+
+
 def main(argv=None):
     """Entry point: user errors become one line on stderr and exit status 2.
 

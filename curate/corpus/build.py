@@ -190,8 +190,12 @@ def _check(slices, max_bytes, heldout_fraction, min_chars) -> list[str]:
         what = f"unknown corpus slice {', '.join(map(repr, unknown))}" if unknown else \
             "no corpus slice given"
         raise CurateError(f"{what}; known slices: {', '.join(SLICES)}")
-    if max_bytes is not None and max_bytes <= 0:
+    caps = max_bytes.values() if isinstance(max_bytes, dict) else [max_bytes]
+    if any(c is not None and c <= 0 for c in caps):
         raise CurateError(f"max_bytes must be positive (or None for no cap), not {max_bytes}")
+    if isinstance(max_bytes, dict) and set(max_bytes) - set(names):
+        raise CurateError(f"max_bytes names slices not built: "
+                          f"{', '.join(sorted(set(max_bytes) - set(names)))}")
     if not 0 <= heldout_fraction < 1:
         raise CurateError(f"heldout_fraction must be in [0, 1), not {heldout_fraction}")
     if min_chars < 0:
@@ -199,7 +203,7 @@ def _check(slices, max_bytes, heldout_fraction, min_chars) -> list[str]:
     return [n for n in SLICES if n in names]
 
 
-def build_corpus(out_dir: str | Path, *, slices=DEFAULT_SLICES, max_bytes: int | None = None,
+def build_corpus(out_dir: str | Path, *, slices=DEFAULT_SLICES, max_bytes: int | dict | None = None,
                  heldout_fraction: float = 0.1, seed: int = 0, min_chars: int = 200,
                  strict: bool = False, progress: bool = False) -> CorpusManifest:
     """Build the text corpus from installed packages into ``out_dir``.
@@ -214,7 +218,8 @@ def build_corpus(out_dir: str | Path, *, slices=DEFAULT_SLICES, max_bytes: int |
         slices: names from :data:`SLICES`, default ``prose``, ``man``, ``changelog``,
             ``copyright``, ``code`` (``multilingual`` on request).
         max_bytes: cap per slice on the text written (train and held out together), filled
-            from a seeded random order of the slice's documents; None: no cap.
+            from a seeded random order of the slice's documents; a mapping gives each
+            slice its own cap (slices left out are not capped); None: no cap.
         heldout_fraction: share of each slice's documents held out, in ``[0, 1)``.
         seed: the random order behind the cap and the split.
         min_chars: shorter documents (and blank ones) are left out.
@@ -257,8 +262,8 @@ def build_corpus(out_dir: str | Path, *, slices=DEFAULT_SLICES, max_bytes: int |
             if not len(keys):
                 manifest.skipped[name] = "no documents (no installed file matches)"
                 continue
-            _copy_split(spill, choose(keys, sizes, max_bytes, heldout_fraction), outputs,
-                        report)
+            cap = max_bytes.get(name) if isinstance(max_bytes, dict) else max_bytes
+            _copy_split(spill, choose(keys, sizes, cap, heldout_fraction), outputs, report)
             spill.unlink()
             manifest.slices[name] = report
     for name, output in outputs.items():
