@@ -64,7 +64,7 @@ def test_text_ablation_compares_pools_at_equal_tokens_and_is_deterministic(corpu
                                                            ("random", "all")}
     report = result.report.read_text()
     assert "Compute rule" in report and "epochs" in report and "curves.png" in report
-    again = ablation(corpus, tmp_path / "b")
+    ablation(corpus, tmp_path / "b")
     for name in ("results.csv", "summary.csv", "paired.csv", "curves.csv", "pools.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     rerun = ablation(corpus, tmp_path / "a")
@@ -81,10 +81,9 @@ def test_text_ablation_checks_its_pools_before_reading(corpus, tmp_path):
     with pytest.raises(CurateError, match="baseline"):
         check("text-ablation", {"pools": ["all"], "baseline": "none"})
     with pytest.raises(CurateError, match="no field 'epochs'"):
-        ablation(corpus, tmp_path, pools=["all"]) if False else EXPERIMENTS.get(
-            "text-ablation")(str(corpus / "train.parquet"), str(corpus / "heldout.parquet"),
-                             train_config={"epochs": 3}, seeds=1, out_dir=tmp_path,
-                             pools=["all"])
+        EXPERIMENTS.get("text-ablation")(
+            str(corpus / "train.parquet"), str(corpus / "heldout.parquet"),
+            train_config={"epochs": 3}, seeds=1, out_dir=tmp_path, pools=["all"])
 
 
 def test_conditional_training_tags_segments_and_scores_generations(corpus, tmp_path):
