@@ -192,10 +192,8 @@ def test_a_missing_package_is_skipped_or_under_strict_one_line_error(tmp_path, s
 
 
 def test_cli_reports_errors_as_one_line(tmp_path, synthetic, monkeypatch, capsys):
-    from curate.cli import cli, main
-    from curate.corpus.cli import corpus
+    from curate.cli import main
 
-    monkeypatch.setitem(cli.commands, "corpus", corpus)
     with pytest.raises(SystemExit) as info:
         main(["corpus", "build", str(tmp_path), "--slices", "absent", "--strict"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -346,3 +344,25 @@ def test_unknown_split_of_the_sample_is_an_error():
         Source("builtin:text_corpus:split=test")
     with pytest.raises(CurateError, match="has no split"):
         Source("builtin:quickstart:split=train")
+
+
+def test_the_package_corpus_is_a_cached_builtin_dataset_with_per_slice_caps(tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setenv("CURATE_CACHE", str(tmp_path))
+    spec = "builtin:packages:slices=code;copyright,max_mb=code=0.1;copyright=0.05"
+    train = Source(spec).read_all()
+    sizes = {r["slice"]: r["bytes"] for r in
+             train.group_by("slice").aggregate([("bytes", "sum")]).rename_columns(
+                 ["slice", "bytes"]).to_pylist()}
+    assert 0 < sizes["copyright"] <= 50_000 < sizes["code"] <= 100_000
+    heldout = Source(spec + ",split=heldout").read_all()
+    assert heldout.num_rows and not set(heldout.column("id").to_pylist()) & set(
+        train.column("id").to_pylist())
+    builds = list((tmp_path / "corpus").iterdir())
+    assert len(builds) == 1  # both splits came from one cached build
+    Source(spec).read_all()
+    assert list((tmp_path / "corpus").iterdir()) == builds
+    with pytest.raises(CurateError, match="no split 'test'"):
+        Source(spec + ",split=test").read_all()
+    with pytest.raises(CurateError, match="max_bytes names slices not built"):
+        Source("builtin:packages:slices=code,max_mb=prose=1").read_all()
