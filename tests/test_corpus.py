@@ -191,7 +191,7 @@ def test_a_missing_package_is_skipped_or_under_strict_one_line_error(tmp_path, s
     assert not (tmp_path / "strict").exists()
 
 
-def test_cli_reports_errors_as_one_line(tmp_path, synthetic, monkeypatch, capsys):
+def test_cli_reports_errors_as_one_line(tmp_path, synthetic, capsys):
     from curate.cli import main
 
     with pytest.raises(SystemExit) as info:
