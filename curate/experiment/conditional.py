@@ -147,7 +147,7 @@ def conditional_training(data, test_data, *, train_config, seeds, out_dir, worke
                           text_column: flat})
     scored = _TextScores(Cache(out / "scores"), score_name, score_params, tagger, text_column)
     seg_tags = scored.tags(seg_table)
-    names = sorted(set(seg_tags) | {good, default} - {None})
+    names = sorted((set(seg_tags) | {good, default}) - {None})
     control = [f"<|{t}|>" for t in names]
     leave = np.random.default_rng(0).random(len(flat)) < untagged
     arm_texts = {"plain": docs,
@@ -277,13 +277,12 @@ class _TextScores:
 
 
 def _joined(pieces: list[list[str]], owner: np.ndarray, segments: list[str]) -> list[str]:
-    out = [""] * len(pieces)
+    """One text per document: its ``segments`` (flat, in order; ``owner`` their document)
+    joined."""
     parts: list[list[str]] = [[] for _ in pieces]
     for doc, seg in zip(owner.tolist(), segments):
         parts[doc].append(seg)
-    for i, p in enumerate(parts):
-        out[i] = "".join(p)
-    return out
+    return ["".join(p) for p in parts]
 
 
 def _generations(records, scored: _TextScores, text_column, good) -> pa.Table:
