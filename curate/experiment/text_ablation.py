@@ -195,7 +195,7 @@ def text_ablation(data, test_data, *, train_config, seeds, out_dir, workers: int
     result = TextAblationResult(
         results=pa.Table.from_pylist(rows),
         summary=summary,
-        paired=paired_differences(rows, "pool", baseline, "bpb", by=("slice",)),
+        paired=paired_table(rows, specs, baseline),
         curves=pa.Table.from_pylist(curve_rows(records, heldout, ("pool",))),
         pools=pa.Table.from_pylist(pool_rows),
         timing=timing(records, ("pool",)),
@@ -208,6 +208,20 @@ def text_ablation(data, test_data, *, train_config, seeds, out_dir, workers: int
     result.seconds = time.perf_counter() - start
     write_result(result, out)
     return result
+
+
+def paired_table(rows: list[dict], specs: list[dict], baseline: str) -> pa.Table:
+    """Every pool minus ``baseline``, and every pool that a ``random_like`` pool is sized
+    on minus that random pool (is the filter better than chance at the same size?), each
+    paired by seed, per slice."""
+    tables = [paired_differences(rows, "pool", baseline, "bpb", by=("slice",))]
+    for spec in specs:
+        target = spec.get("random_like")
+        if target is not None and target != baseline:
+            mine = [r for r in rows if r["pool"] in (target, spec["name"])]
+            tables.append(paired_differences(mine, "pool", spec["name"], "bpb",
+                                             by=("slice",)))
+    return pa.concat_tables([t for t in tables if t.num_rows])
 
 
 def pc_bytes(texts) -> np.ndarray:
@@ -263,11 +277,12 @@ def report_markdown(result: TextAblationResult) -> str:
     lines += markdown_table(["pool", "slice", "n", "bits per byte", "95% CI"],
                             [[r["pool"], r["slice"], r["n"], f"{r['mean']:.4f}",
                               interval_text(r)] for r in result.summary.to_pylist()])
-    lines += ["", f"Each pool minus `{s['baseline']}`, paired by seed (negative: fewer bits "
-              "per byte than the baseline; an interval containing 0 is no evidence either "
+    lines += ["", f"Each pool minus `{s['baseline']}`, and each filtered pool minus its random "
+              "pool of the same size, paired by seed (negative: fewer bits per byte than the "
+              "pool it is compared with; an interval containing 0 is no evidence either "
               "way):", ""]
-    lines += markdown_table(["pool", "slice", "n", "difference", "95% CI"],
-                            [[r["pool"], r["slice"], r["n"], f"{r['mean']:+.4f}",
+    lines += markdown_table(["pool", "minus", "slice", "n", "difference", "95% CI"],
+                            [[r["pool"], r["against"], r["slice"], r["n"], f"{r['mean']:+.4f}",
                               interval_text(r)] for r in result.paired.to_pylist()])
     lines += ["", f"![held-out bits per byte during training]({PLOT})", "",
               runs_footer(result, scores=False), ""]
