@@ -159,7 +159,8 @@ def train_lm(config: LMConfig, train: TokenPool, heldout: dict[str, TokenPool] |
                 first_step = elapsed
             else:
                 train_seconds += elapsed
-            bar.update(1)
+            if bar is not None:
+                bar.update(1)
             done = step + 1
             if done == config.steps or (config.eval_every and done % config.eval_every == 0):
                 row = {"step": done, "tokens": done * config.batch_size * config.context,
@@ -170,7 +171,8 @@ def train_lm(config: LMConfig, train: TokenPool, heldout: dict[str, TokenPool] |
                     row[f"{name}_loss"], row[f"{name}_bpb"] = loss, bpb
                 history.append(row)
                 losses = []
-        bar.close()
+        if bar is not None:
+            bar.close()
     trained = config.steps * config.batch_size * config.context
     final = {**history[-1], "epochs": trained / (n_seq * config.context),
              "parameters": sum(p.numel() for p in model.parameters()),
@@ -285,6 +287,10 @@ def _unwrapped(model):
 
 
 def _progress(total: int, enabled: bool):
+    """A progress bar, or None: even a disabled tqdm bar makes a multiprocessing lock,
+    which a spawned worker would leave to the resource tracker as a leaked semaphore."""
+    if not enabled:
+        return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, disable=not enabled, desc="train", unit="step")
+    return tqdm(total=total, desc="train", unit="step")
