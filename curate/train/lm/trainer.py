@@ -4,8 +4,8 @@ The loop reads batches of ``[batch_size, context + 1]`` ids straight from the po
 memory map, in a seeded shuffled order of its sequences (a new permutation each epoch,
 so a budget larger than the pool repeats it: ``epochs`` in the result says how many
 times). It trains with AdamW (weight decay on matrices only), a linear warm-up and a
-cosine decay to ``min_lr_factor * lr``, gradient clipping, and bf16 autocast where the
-device supports it.
+cosine decay to ``min_lr_factor * lr``, gradient clipping, and bf16 autocast on request
+(or by default where it is fast, see :func:`bf16_supported`).
 
 Budget: ``tokens`` training tokens, i.e. ``ceil(tokens / (batch_size * context))``
 steps. Every ``eval_every`` steps (and at the end) it measures, on every held-out pool,
@@ -46,8 +46,8 @@ class LMConfig:
     ``tokens`` is the training budget. ``eval_every`` (steps) adds history rows; the final
     step always gets one. ``eval_tokens`` caps the tokens evaluated per held-out pool
     (evenly spaced sequences; None: all). ``precision``: ``"bf16"`` autocast, ``"fp32"``,
-    or ``"auto"`` (bf16 where the device supports it). ``device``: ``"cpu"``, ``"cuda"``,
-    ``"cuda:N"`` or ``"auto"`` (a GPU when there is one).
+    or ``"auto"`` (bf16 where it is fast: a GPU that supports it, a CPU with AMX).
+    ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (a GPU when there is one).
     """
 
     model: str = "gpt"
@@ -108,15 +108,17 @@ def resolve_device(device: str) -> torch.device:
 
 
 def bf16_supported(device: torch.device) -> bool:
-    """Whether bf16 autocast is fast here: a GPU that supports it, or a CPU with
-    AVX512-BF16 or AMX (elsewhere bf16 matrix products are emulated, slower than fp32)."""
+    """Whether ``precision="auto"`` uses bf16 autocast: on a GPU that supports it, or on a
+    CPU with AMX. A CPU with only AVX512-BF16 runs bf16 too (``precision="bf16"``), but
+    measured on one such Xeon a small GPT trained at half its fp32 speed
+    (``benchmarks/bench_lm_loop.py``), so ``auto`` keeps fp32 there."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     try:
         flags = open("/proc/cpuinfo", encoding="utf-8").read()
     except OSError:
         return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return "amx_bf16" in flags
 
 
 def build_lm(config: LMConfig, vocab_size: int) -> torch.nn.Module:
