@@ -22,6 +22,7 @@ import json
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -40,15 +41,22 @@ FORMAT = 1
 
 @dataclass(frozen=True)
 class TokenPool:
-    """A packed pool on disk; cheap to pickle (it holds the path, not the tokens)."""
+    """A packed pool on disk; cheap to pickle (it holds the path, not the tokens: the
+    metadata and the memory map are opened once per process, on first use)."""
 
     path: Path
 
-    @property
+    def __getstate__(self) -> dict:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict) -> None:
+        object.__setattr__(self, "path", state["path"])
+
+    @cached_property
     def meta(self) -> dict:
         return json.loads((self.path / META).read_text(encoding="utf-8"))
 
-    @property
+    @cached_property
     def tokens(self) -> np.memmap:
         """The ``[n_tokens]`` id stream, memory-mapped read-only."""
         return np.memmap(self.path / TOKENS, dtype=np.dtype(self.meta["dtype"]), mode="r")
