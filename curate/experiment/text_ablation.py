@@ -140,10 +140,9 @@ def text_ablation(data, test_data, *, train_config, seeds, out_dir, workers: int
     ``tokenizer.json``) or a saved tokenizer's path. ``scores`` is not used.
     """
     from curate.experiment.methods import read_selection
+    from curate.train.lm import LMConfig, pack_pool
 
     start = time.perf_counter()
-    from curate.train.lm import LMConfig
-
     config = as_train_config(train_config, LMConfig)
     seeds = seed_list(seeds)
     check_ablation_params({"pools": pools, "baseline": baseline},
@@ -157,27 +156,27 @@ def text_ablation(data, test_data, *, train_config, seeds, out_dir, workers: int
     tok = tokenizer_for(tokenizer, texts, out)
     cache = out / "tokens"
     heldout = heldout_pools(test, text_column, slice_column, tok, cache)
-    sizes = pc_bytes(texts)
-    ids = table.column("id")
-    chosen: dict[str, np.ndarray] = {}   # fixed pools: positions
-    cells, pool_rows = [], []
-    from curate.train.lm import pack_pool
+    sizes = text_bytes(texts)
 
+    def packed(name: str, rows: np.ndarray):
+        return pack_pool(batches_of(texts.take(pa.array(rows))), tok, cache=cache, name=name)
+
+    positions: dict[tuple[str, int], np.ndarray] = {}   # (pool, seed) -> document rows
+    cells, pool_rows = [], []
     for spec in specs:
         name = spec["name"]
+        if spec.get("random_like") is None:
+            fixed = (np.arange(table.num_rows) if spec.get("selection") is None else
+                     _kept(read_selection(spec["selection"], selection, f"pool {name!r}"),
+                           table.column("id"), name))
+            pool = packed(name, fixed)
         for seed in seeds:
-            if spec.get("random_like") is not None:
-                rows = random_like(sizes, chosen[spec["random_like"]], seed)
-            elif name not in chosen:
-                rows = (np.arange(table.num_rows) if spec.get("selection") is None else
-                        _kept(read_selection(spec["selection"], selection, f"pool {name!r}"),
-                              ids, name))
-            else:
-                rows = chosen[name]
             if spec.get("random_like") is None:
-                chosen[name] = rows
-            pool = pack_pool(batches_of(texts.take(pa.array(rows))), tok, cache=cache,
-                             name=name)
+                rows = fixed
+            else:   # drawn anew for each seed, the size of that seed's target pool
+                rows = random_like(sizes, positions[(spec["random_like"], seed)], seed)
+                pool = packed(name, rows)
+            positions[(name, seed)] = rows
             pool_rows.append({"pool": name, "seed": seed, "documents": len(rows),
                               "bytes": int(sizes[rows].sum()), "tokens": pool.n_tokens,
                               "epochs": config.steps * config.batch_size * config.context
@@ -224,7 +223,7 @@ def paired_table(rows: list[dict], specs: list[dict], baseline: str) -> pa.Table
     return pa.concat_tables([t for t in tables if t.num_rows])
 
 
-def pc_bytes(texts) -> np.ndarray:
+def text_bytes(texts) -> np.ndarray:
     """``[n]`` UTF-8 byte length of each text (nulls 0)."""
     import pyarrow.compute as pc
 
