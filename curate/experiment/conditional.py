@@ -126,7 +126,7 @@ def conditional_training(data, test_data, *, train_config, seeds, out_dir, worke
     scored here).
     """
     from curate.experiment import _score_spec
-    from curate.train.lm import LMConfig
+    from curate.train.lm import LMConfig, pack_pool
 
     start = time.perf_counter()
     config = as_train_config(train_config, LMConfig)
@@ -160,8 +160,6 @@ def conditional_training(data, test_data, *, train_config, seeds, out_dir, worke
     tok = tokenizer_for(tokenizer, table.column(text_column), out, control=control)
     cache = out / "tokens"
     heldout = heldout_pools(test, text_column, slice_column, tok, cache)
-    from curate.train.lm import pack_pool
-
     cells = []
     for arm in arms:
         pool = pack_pool(batches_of(arm_texts[arm]), tok, cache=cache, name=arm)
