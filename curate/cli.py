@@ -544,9 +544,12 @@ def _lm_config(tokens, size, context, batch_size, lr, eval_every, eval_tokens, p
 @click.option("--selection", type=click.Path(dir_okay=False),
               help="The filtered selection (e.g. a curate filter output) for the selection "
               "and random pools.")
+@click.option("--samples", type=int, default=0, show_default=True,
+              help="Texts each model writes into generations.parquet (score them with "
+              "curate score).")
 @_lm_options
-def text_ablation_cmd(data, pools, selection, test_data, seeds, workers, output, tokenizer,
-                      **lm):
+def text_ablation_cmd(data, pools, selection, samples, test_data, seeds, workers, output,
+                      tokenizer, **lm):
     """A small GPT trained on each text pool for the same tokens, over seeds: held-out bits
     per byte per slice, paired differences against all data, curves and report.md.
 
@@ -561,7 +564,8 @@ def text_ablation_cmd(data, pools, selection, test_data, seeds, workers, output,
         name, sep, path = pool.partition("=")
         specs.append({"name": name, "selection": path} if sep else pool)
     _run_experiment("text-ablation", data, test_data, output, seeds, workers, _lm_config(**lm),
-                    {"pools": specs, "tokenizer": tokenizer}, selection=selection)
+                    {"pools": specs, "tokenizer": tokenizer, "samples": samples},
+                    selection=selection)
 
 
 @experiment.command(name="conditional-training")

@@ -71,6 +71,18 @@ def test_text_ablation_compares_pools_at_equal_tokens_and_is_deterministic(corpu
     assert rerun.trained == 0 and rerun.reused == 6
 
 
+def test_text_ablation_generations_score_like_a_dataset(corpus, tmp_path):
+    result = ablation(corpus, tmp_path, pools=["all"], samples=3, max_new_tokens=16)
+    gens = pa.parquet.read_table(tmp_path / "generations.parquet").to_pylist()
+    assert [g["id"] for g in gens[:3]] == ["all/0/0", "all/0/1", "all/0/2"]
+    assert len(gens) == 6 and all(len(g["text"].encode()) <= 16 * 4 for g in gens)
+    out = tmp_path / "gen-scores"
+    scored = curate("score", tmp_path / "generations.parquet", "-s", "gopher_quality",
+                    "-o", out)
+    assert scored.returncode == 0, scored.stderr
+    assert pa.parquet.read_table(out / "gopher_quality.parquet").num_rows == 6
+
+
 def test_text_ablation_checks_its_pools_before_reading(corpus, tmp_path):
     from curate.experiment import check
 

@@ -38,6 +38,7 @@ from curate.experiment.text import (
     curve_rows,
     curves_figure,
     describe,
+    generation_rows,
     heldout_pools,
     paired_differences,
     read_text_table,
@@ -284,10 +285,8 @@ def _joined(pieces: list[list[str]], owner: np.ndarray, segments: list[str]) -> 
 
 
 def _generations(records, scored: _TextScores, text_column, good) -> pa.Table:
-    rows = [{"arm": r["arm"], "seed": r["seed"], "sample": i, "text": text}
-            for r in records for i, text in enumerate(r["generations"])]
-    texts = pa.table({"id": [f"g{i}" for i in range(len(rows))],
-                      text_column: [r["text"] for r in rows]})
+    rows = generation_rows(records, "arm")
+    texts = pa.table({"id": [r["id"] for r in rows], text_column: [r["text"] for r in rows]})
     nonempty = [bool(r["text"].strip()) for r in rows]
     tags = scored.tags(texts) if rows else []
     for row, tag, full in zip(rows, tags, nonempty):

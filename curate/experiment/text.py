@@ -180,6 +180,15 @@ def _train_cell(job) -> dict:
     return {"history": run.history, "final": run.final, "generations": texts}
 
 
+def generation_rows(records: list[dict], label: str) -> list[dict]:
+    """One row per generated sample: ``id`` (``<arm>/<seed>/<sample>``, so the table can be
+    scored like any dataset: ``curate score generations.parquet -s NAME``), the ``label``
+    column, ``seed``, ``sample`` and ``text``."""
+    return [{"id": f"{r[label]}/{r['seed']}/{i}", label: r[label], "seed": r["seed"],
+             "sample": i, "text": text}
+            for r in records for i, text in enumerate(r["generations"] or [])]
+
+
 def slice_rows(records: list[dict], slices, labels: tuple[str, ...]) -> list[dict]:
     """Tidy rows: one per (record, slice) with the ``labels`` columns, ``seed``, ``slice``,
     final ``loss`` and ``bpb``, and the run's ``epochs`` and trained ``tokens``."""

@@ -34,6 +34,7 @@ from curate.experiment.text import (
     curve_rows,
     curves_figure,
     describe,
+    generation_rows,
     heldout_pools,
     paired_differences,
     read_text_table,
@@ -51,22 +52,27 @@ PLOT = "curves.png"
 @dataclass(kw_only=True)
 class TextAblationResult(ExperimentResult):
     """``results`` (pool, seed, slice, loss, bpb, epochs, tokens), ``summary`` (bpb over
-    seeds per pool and slice), ``paired`` (each pool minus the baseline, by seed),
-    ``curves`` (bpb against tokens), ``pools`` (documents, bytes, tokens of each pool and
-    seed), ``timing`` (wall clock per run) and ``settings``."""
+    seeds per pool and slice), ``paired`` (each pool minus the baseline and minus its
+    random pool, by seed), ``curves`` (bpb against tokens), ``pools`` (documents, bytes,
+    tokens of each pool and seed), ``generations`` (empty unless ``samples``), ``timing``
+    (wall clock per run) and ``settings``."""
 
     results: pa.Table
     summary: pa.Table
     paired: pa.Table
     curves: pa.Table
     pools: pa.Table
+    generations: pa.Table
     timing: list = field(default_factory=list)
     settings: dict = field(default_factory=dict)
 
     def tables(self) -> dict:
-        return {"results.csv": self.results, "summary.csv": self.summary,
-                "paired.csv": self.paired, "curves.csv": self.curves,
-                "pools.csv": self.pools, "timing.csv": pa.Table.from_pylist(self.timing)}
+        tables = {"results.csv": self.results, "summary.csv": self.summary,
+                  "paired.csv": self.paired, "curves.csv": self.curves,
+                  "pools.csv": self.pools, "timing.csv": pa.Table.from_pylist(self.timing)}
+        if self.generations.num_rows:
+            tables["generations.parquet"] = self.generations
+        return tables
 
     def figures(self) -> dict:
         return {PLOT: curves_figure(self.curves, "pool")}
@@ -130,14 +136,19 @@ def text_ablation(data, test_data, *, train_config, seeds, out_dir, workers: int
                   progress: bool = False, scores: dict | None = None, selection=None,
                   pools=("all", "selection", "random"), baseline: str = "all",
                   tokenizer: str = "bytes", text_column: str = "text",
-                  slice_column: str = "slice") -> TextAblationResult:
+                  slice_column: str = "slice", samples: int = 0,
+                  max_new_tokens: int = 256, temperature: float = 1.0,
+                  top_k: int | None = None) -> TextAblationResult:
     """Train ``train_config`` (an :class:`curate.train.lm.LMConfig` or its fields) on every
     pool for every seed; write the tables, ``curves.png`` and ``report.md`` to ``out_dir``.
 
     ``data``: the training documents (``id`` and ``text_column``); ``test_data``: held-out
     documents, grouped into slices by ``slice_column`` (one slice without it);
     ``tokenizer``: ``bytes``, ``bpe:VOCAB`` (trained on all training documents, saved as
-    ``tokenizer.json``) or a saved tokenizer's path. ``scores`` is not used.
+    ``tokenizer.json``) or a saved tokenizer's path. ``samples`` > 0: each trained model
+    also writes that many texts from a new document (``max_new_tokens``,
+    ``temperature``, ``top_k``, seeded by the run's seed) into ``generations.parquet``,
+    which any scorer scores like a dataset. ``scores`` is not used.
     """
     from curate.experiment.methods import read_selection
     from curate.train.lm import LMConfig, pack_pool
@@ -181,7 +192,12 @@ def text_ablation(data, test_data, *, train_config, seeds, out_dir, workers: int
                               "bytes": int(sizes[rows].sum()), "tokens": pool.n_tokens,
                               "epochs": config.steps * config.batch_size * config.context
                               / (pool.n_sequences(config.context) * config.context)})
-            cells.append(LMCell(stub={"pool": name, "seed": seed}, pool=pool))
+            generate = None if not samples else {
+                "tokenizer": str(out / "tokenizer.json"), "prompts": [""] * samples,
+                "max_new_tokens": max_new_tokens, "temperature": temperature,
+                "top_k": top_k, "seed": seed}
+            cells.append(LMCell(stub={"pool": name, "seed": seed}, pool=pool,
+                                generate=generate))
     records = run_lm_cells(cells, config, heldout, out / "cells", workers=workers,
                            progress=progress)
     rows = slice_rows(records, heldout, ("pool",))
@@ -197,6 +213,7 @@ def text_ablation(data, test_data, *, train_config, seeds, out_dir, workers: int
         paired=paired_table(rows, specs, baseline),
         curves=pa.Table.from_pylist(curve_rows(records, heldout, ("pool",))),
         pools=pa.Table.from_pylist(pool_rows),
+        generations=pa.Table.from_pylist(generation_rows(records, "pool")),
         timing=timing(records, ("pool",)),
         settings={"data": describe(data), "test_data": describe(test_data),
                   "parameters": records[0]["final"]["parameters"],
@@ -220,7 +237,8 @@ def paired_table(rows: list[dict], specs: list[dict], baseline: str) -> pa.Table
             mine = [r for r in rows if r["pool"] in (target, spec["name"])]
             tables.append(paired_differences(mine, "pool", spec["name"], "bpb",
                                              by=("slice",)))
-    return pa.concat_tables([t for t in tables if t.num_rows])
+    filled = [t for t in tables if t.num_rows]
+    return pa.concat_tables(filled) if filled else tables[0]
 
 
 def text_bytes(texts) -> np.ndarray:
