@@ -180,3 +180,15 @@ def test_a_recipe_with_a_classifier_config_for_a_language_model_fails_before_run
     result = curate("run", recipe, "--out", tmp_path / "out")
     assert_one_line_error(result, "optimizer")
     assert not (tmp_path / "out" / "ablation").exists()
+
+
+@pytest.mark.parametrize("how", ["paragraph", "line", "document"])
+def test_segments_put_back_together_give_the_document(how):
+    from curate.experiment.conditional import split_segments
+
+    text = "First para line one.\nline two.\n\n\nSecond para.\n\nx\n\nLast one here.\n"
+    pieces = split_segments(text, how, min_chars=12)
+    assert "".join(pieces) == text
+    assert all(len(p) >= 12 for p in pieces)
+    expected = {"document": 1, "paragraph": 3, "line": 4}[how]
+    assert len(pieces) == expected, pieces
