@@ -74,6 +74,7 @@ def test_text_ablation_compares_pools_at_equal_tokens_and_is_deterministic(corpu
 def test_text_ablation_generations_score_like_a_dataset(corpus, tmp_path):
     result = ablation(corpus, tmp_path, pools=["all"], samples=3, max_new_tokens=16)
     gens = pa.parquet.read_table(tmp_path / "generations.parquet").to_pylist()
+    assert gens == result.generations.to_pylist()
     assert [g["id"] for g in gens[:3]] == ["all/0/0", "all/0/1", "all/0/2"]
     assert len(gens) == 6 and all(len(g["text"].encode()) <= 16 * 4 for g in gens)
     out = tmp_path / "gen-scores"
