@@ -29,8 +29,8 @@ TIMING = ("seconds", "tokens_per_second", "first_step_seconds")
 
 
 def read_text_table(data, text_column: str, what: str) -> pa.Table:
-    """The table ``data`` names (anything :class:`curate.io.Source` reads) with an ``id``
-    and a non-null string ``text_column``."""
+    """The table ``data`` names (anything :class:`curate.io.Source` reads), checked to have
+    an ``id`` and a string ``text_column`` (a null text is packed as an empty document)."""
     from curate.io import Source
 
     source = data if isinstance(data, Source) else Source(data)
