@@ -198,6 +198,8 @@ def test_bad_configs_are_one_line_errors(pools, tmp_path):
         LMConfig(precision="fp8")
     with pytest.raises(CurateError, match="tokens"):
         LMConfig(tokens=0)
+    with pytest.raises(CurateError, match="unknown gpt size"):  # before any data is read
+        LMConfig(model_params={"size": "xl"})
     short = pack_pool(lambda: iter([["ab"]]), ByteTokenizer(), cache=tmp_path)
     with pytest.raises(CurateError, match="fewer than one sequence"):
         train_lm(tiny_config(), short)

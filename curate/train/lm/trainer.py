@@ -76,6 +76,8 @@ class LMConfig:
             raise CurateError(f"precision must be one of {', '.join(PRECISIONS)}, got "
                               f"{self.precision!r}")
         self.betas = tuple(self.betas)
+        with torch.device("meta"):  # checks the model and its parameters, allocating nothing
+            build_lm(self, 257)
 
     @property
     def steps(self) -> int:
