@@ -150,7 +150,7 @@ def text_ablation(data, test_data, *, train_config, seeds, out_dir, workers: int
     ``temperature``, ``top_k``, seeded by the run's seed) into ``generations.parquet``,
     which any scorer scores like a dataset. ``scores`` is not used.
     """
-    from curate.experiment.methods import read_selection
+    from curate.experiment.methods import selection_positions
     from curate.train.lm import LMConfig, pack_pool
 
     start = time.perf_counter()
@@ -178,8 +178,8 @@ def text_ablation(data, test_data, *, train_config, seeds, out_dir, workers: int
         name = spec["name"]
         if spec.get("random_like") is None:
             fixed = (np.arange(table.num_rows) if spec.get("selection") is None else
-                     _kept(read_selection(spec["selection"], selection, f"pool {name!r}"),
-                           table.column("id"), name))
+                     selection_positions(spec["selection"], selection, table.column("id"),
+                                         f"pool {name!r}"))
             pool = packed(name, fixed)
         for seed in seeds:
             if spec.get("random_like") is None:
@@ -255,18 +255,6 @@ def random_like(sizes: np.ndarray, target_rows: np.ndarray, seed: int) -> np.nda
     order = np.random.default_rng(seed).permutation(len(sizes))
     count = int(np.searchsorted(np.cumsum(sizes[order]), goal) + 1)
     return np.sort(order[:min(count, len(order))])
-
-
-def _kept(selection: pa.Table, ids, name: str) -> np.ndarray:
-    from curate.core.tables import kept_positions
-
-    try:
-        rows = kept_positions(selection, ids)
-    except CurateError as exc:
-        raise CurateError(f"pool {name!r}: {exc}") from None
-    if not len(rows):
-        raise CurateError(f"pool {name!r}: the selection keeps no document")
-    return rows
 
 
 def report_markdown(result: TextAblationResult) -> str:

@@ -29,7 +29,24 @@ from curate.core.hashing import fingerprint
 EOD = "<|endoftext|>"
 
 
-class ByteTokenizer:
+class _SpecialTokens:
+    """What both tokenizers share: ``_ids`` maps each special token to its id."""
+
+    _ids: dict[str, int]
+
+    @property
+    def eod_id(self) -> int:
+        return self._ids[EOD]
+
+    def token_id(self, token: str) -> int:
+        """The id of special token ``token``."""
+        if token not in self._ids:
+            raise CurateError(f"{token!r} is not a special token of this tokenizer; it has "
+                              f"{', '.join(self._ids)}")
+        return self._ids[token]
+
+
+class ByteTokenizer(_SpecialTokens):
     """UTF-8 bytes as ids 0-255, then ``EOD`` (256) and ``control`` tokens (257, ...)."""
 
     kind = "bytes"
@@ -42,14 +59,6 @@ class ByteTokenizer:
     @property
     def vocab_size(self) -> int:
         return 256 + len(self.specials)
-
-    @property
-    def eod_id(self) -> int:
-        return self._ids[EOD]
-
-    def token_id(self, token: str) -> int:
-        """The id of special token ``token``."""
-        return _special_id(self._ids, token)
 
     def encode(self, text: str) -> np.ndarray:
         """``[n]`` int32 ids of ``text``; special tokens in it become their ids."""
@@ -100,7 +109,7 @@ class ByteTokenizer:
         return path
 
 
-class BpeTokenizer:
+class BpeTokenizer(_SpecialTokens):
     """A Hugging Face ``tokenizers.Tokenizer`` (byte-level BPE) with curate's specials.
 
     The special tokens are the tokenizer's added special tokens; ``EOD`` must be one.
@@ -110,7 +119,7 @@ class BpeTokenizer:
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
-        self.specials = [t for t in _added_specials(tokenizer)]
+        self.specials = _added_specials(tokenizer)
         if EOD not in self.specials:
             raise CurateError(f"BPE tokenizer has no {EOD} special token")
         self._ids = {t: tokenizer.token_to_id(t) for t in self.specials}
@@ -128,13 +137,6 @@ class BpeTokenizer:
     @property
     def vocab_size(self) -> int:
         return self.tokenizer.get_vocab_size(with_added_tokens=True)
-
-    @property
-    def eod_id(self) -> int:
-        return self._ids[EOD]
-
-    def token_id(self, token: str) -> int:
-        return _special_id(self._ids, token)
 
     def encode(self, text: str) -> np.ndarray:
         return np.asarray(self.tokenizer.encode(text).ids, dtype=np.int32)
@@ -238,13 +240,6 @@ def _control(tokens: Iterable[str]) -> list[str]:
     if len(set(tokens)) != len(tokens):
         raise CurateError(f"control tokens repeat: {tokens}")
     return tokens
-
-
-def _special_id(ids: dict, token: str) -> int:
-    if token not in ids:
-        raise CurateError(f"{token!r} is not a special token of this tokenizer; it has "
-                          f"{', '.join(ids)}")
-    return ids[token]
 
 
 def _added_specials(tokenizer) -> list[str]:
