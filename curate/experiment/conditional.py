@@ -44,6 +44,7 @@ from curate.experiment.text import (
     read_text_table,
     run_lm_cells,
     slice_rows,
+    slice_table,
     timing,
     tokenizer_for,
 )
@@ -349,14 +350,10 @@ def report_markdown(result: ConditionalResult) -> str:
                                 [[r["arm"], r["n"], f"{r['mean']:+.4f}", interval_text(r)]
                                  for r in result.rate_paired.to_pylist()])
     lines += ["", "Held-out bits per byte (untagged text):", ""]
-    lines += markdown_table(["arm", "slice", "n", "bits per byte", "95% CI"],
-                            [[r["arm"], r["slice"], r["n"], f"{r['mean']:.4f}",
-                              interval_text(r)] for r in result.bpb_summary.to_pylist()])
+    lines += slice_table(result.bpb_summary, "arm", "bits per byte")
     if result.bpb_paired.num_rows:
         lines += ["", "Bits per byte minus plain training's, paired by seed:", ""]
-        lines += markdown_table(["arm", "slice", "n", "difference", "95% CI"],
-                                [[r["arm"], r["slice"], r["n"], f"{r['mean']:+.4f}",
-                                  interval_text(r)] for r in result.bpb_paired.to_pylist()])
+        lines += slice_table(result.bpb_paired, "arm", "difference", sign="+")
     lines += ["", f"![held-out bits per byte during training]({PLOT})", "",
               "First generations of seed " + str(s["seeds"][0]) + " (tag in brackets):", ""]
     for g in result.generations.to_pylist():

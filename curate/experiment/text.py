@@ -243,6 +243,16 @@ def timing(records: list[dict], labels: tuple[str, ...]) -> list[dict]:
              **{k: r["final"].get(k) for k in TIMING}} for r in records]
 
 
+def slice_table(table: pa.Table, label: str, header: str, sign: str = "") -> list[str]:
+    """Markdown lines of a summary or paired table by (``label``, slice): n, the mean as
+    ``header`` (``sign="+"`` for differences) and the 95% interval."""
+    from curate.reporting import interval_text, markdown_table
+
+    return markdown_table([label, "slice", "n", header, "95% CI"],
+                          [[r[label], r["slice"], r["n"], f"{r['mean']:{sign}.4f}",
+                            interval_text(r)] for r in table.to_pylist()])
+
+
 def curves_figure(curves: pa.Table, arm: str, ylabel: str = "held-out bits per byte"):
     """Bits per byte against training tokens, one panel per slice, one band per arm."""
     from matplotlib.figure import Figure

@@ -40,6 +40,7 @@ from curate.experiment.text import (
     read_text_table,
     run_lm_cells,
     slice_rows,
+    slice_table,
     timing,
     tokenizer_for,
 )
@@ -279,9 +280,7 @@ def report_markdown(result: TextAblationResult) -> str:
                               _span(rs, "tokens", "{:,}"), _span(rs, "epochs", "{:.2f}")]
                              for p, rs in pools.items()])
     lines += ["", "Held-out bits per byte (lower is better), mean over seeds:", ""]
-    lines += markdown_table(["pool", "slice", "n", "bits per byte", "95% CI"],
-                            [[r["pool"], r["slice"], r["n"], f"{r['mean']:.4f}",
-                              interval_text(r)] for r in result.summary.to_pylist()])
+    lines += slice_table(result.summary, "pool", "bits per byte")
     lines += ["", f"Each pool minus `{s['baseline']}`, and each filtered pool minus its random "
               "pool of the same size, paired by seed (negative: fewer bits per byte than the "
               "pool it is compared with; an interval containing 0 is no evidence either "
