@@ -475,10 +475,10 @@ def curriculum_cmd(data, test_data, score_spec, lower_is_harder, orderings, paci
 
 
 def _run_experiment(kind, data, test_data, output, seeds, workers, train, params,
-                    selection=None):
+                    selection=None, score_paths=()):
     """Build and run the experiment step that a recipe's ``experiment:`` would (on the
-    selection file ``selection``, when given); print where its report is. Returns the
-    experiment's result."""
+    selection file ``selection`` and the score tables at ``score_paths``, when given); print
+    where its report is. Returns the experiment's result."""
     from curate.experiment import check
     from curate.steps import ExperimentStep
 
@@ -489,6 +489,10 @@ def _run_experiment(kind, data, test_data, output, seeds, workers, train, params
         from curate.experiment.methods import read_selection
 
         ctx.selection = read_selection(selection, None, f"--selection {selection}")
+    if score_paths:
+        from curate.scores import load_scores
+
+        ctx.scores = load_scores(score_paths)
     record = step.run(ctx)
     runs = record["runs"]
     click.echo(f"{runs['trained']} runs trained, {runs['reused']} reused, in "
@@ -607,6 +611,115 @@ def conditional_cmd(data, score_spec, tags, default_tag, good, segment, samples,
                     {"score": score_spec, "tags": rules, "default": default_tag, "good": good,
                      "segment": segment, "samples": samples, "max_new_tokens": max_new_tokens,
                      "temperature": temperature, "top_k": top_k, "tokenizer": tokenizer})
+
+
+@experiment.command(name="repetition")
+@click.argument("data")
+@click.option("--test", "test_data", required=True,
+              help="Held-out data: documents grouped by their slice column, or test examples.")
+@click.option("--tokens", type=int, help="Training tokens per run: a language model.")
+@click.option("--steps", type=int, help="Optimizer steps per run: a classifier.")
+@click.option("--epochs", "epoch_grid", default="1,2,4,8,16,32,64", show_default=True,
+              help="Passes over the unique pool, comma-separated (must include 1).")
+@click.option("--pool", "pools", multiple=True,
+              help="NAME=SQL predicate over the data's columns and --scores (repeatable; "
+              "default: all the data).")
+@click.option("--mix", "mixes", multiple=True,
+              help="NAME=POOL:SHARE,POOL:SHARE: unique pools made of those shares of "
+              "--pool pools (repeatable).")
+@click.option("--compare", "pairs", multiple=True,
+              help="A,B: difference of two pools' R* and loss rise (POOL@SLICE picks a "
+              "held-out slice; repeatable).")
+@click.option("--scores", "score_paths", multiple=True, type=click.Path(exists=True),
+              help="Score tables or folders for --pool predicates.")
+@click.option("--tolerance", type=float, default=0.01, show_default=True,
+              help="Relative loss increase still counted as 'as good as unique data'.")
+@click.option("--no-calibration", is_flag=True,
+              help="Skip the single-epoch runs (then R* is not fitted).")
+@click.option("--pool-seed", type=int,
+              help="Draw the nested pools once from this seed (default: anew per seed).")
+@click.option("--model", help="Zoo name (default: gpt with --tokens, mlp with --steps).")
+@click.option("--size", help="GPT size preset: xs, s or m.")
+@click.option("--model-param", "model_params", multiple=True,
+              help="KEY=VALUE for the model (repeatable), e.g. n_layer=2.")
+@click.option("--context", type=int, default=256, show_default=True,
+              help="Language model context.")
+@click.option("--batch-size", type=int, help="Default: 16 (language model), 128.")
+@click.option("--lr", type=float, help="Default: 2e-3 (language model, AdamW), 0.1 (SGD).")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd",
+              show_default=True, help="Classifier optimizer.")
+@click.option("--eval-tokens", type=int, help="Held-out tokens evaluated per slice.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+              show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--tokenizer", default="bytes", show_default=True,
+              help="bytes, bpe:VOCAB or a tokenizer.json.")
+@click.option("--seeds", default=3, show_default=True, help="Training seeds per point.")
+@click.option("--workers", "-j", default=1, show_default=True,
+              help="Processes for the runs (one torch thread each).")
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False))
+def repetition_cmd(data, test_data, tokens, steps, epoch_grid, pools, mixes, pairs,
+                   score_paths, tolerance, no_calibration, pool_seed, model, size,
+                   model_params, context, batch_size, lr, optimizer, eval_tokens, precision,
+                   device, tokenizer, seeds, workers, output):
+    """Loss against epochs at a fixed budget over nested unique pools, over seeds: the fit
+    of R* (Muennighoff et al. 2023) and the epochs within a tolerance of unique data.
+
+    \b
+    curate experiment repetition builtin:mnist1d:n_train=64000,n_test=4000 \\
+        --test builtin:mnist1d:split=test,n_train=64000,n_test=4000 \\
+        --steps 1000 --batch-size 64 --optimizer adam --lr 1e-3 -o rep/
+    curate experiment repetition docs.parquet --test heldout.parquet --tokens 1500000 \\
+        --model-param n_layer=2 --model-param n_embd=48 --model-param n_head=2 \\
+        --pool "prose=slice = 'prose'" --pool "code=slice = 'code'" --compare prose,code -o rep/
+    """
+    from curate.core.registry import parse_value
+
+    if (tokens is None) == (steps is None):
+        raise CurateError("give --tokens (a language model) or --steps (a classifier)")
+    params = {}
+    for item in model_params:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CurateError(f"--model-param {item!r}: expected KEY=VALUE")
+        params[key] = parse_value(value)
+    if size:
+        params["size"] = size
+    if tokens is not None:
+        train = {"model": model or "gpt", "model_params": params, "tokens": tokens,
+                 "context": context, "batch_size": batch_size or 16, "lr": lr or 2e-3,
+                 "eval_tokens": eval_tokens, "precision": precision, "device": device}
+    else:
+        train = {"model": model or "mlp", "model_params": params, "steps": steps,
+                 "batch_size": batch_size or 128, "lr": lr or 0.1, "optimizer": optimizer}
+    specs = []
+    for item in pools:
+        name, sep, where = item.partition("=")
+        if not sep or not name or not where:
+            raise CurateError(f"--pool {item!r}: expected NAME=SQL predicate")
+        specs.append({"name": name, "where": where})
+    for item in mixes:
+        name, sep, rest = item.partition("=")
+        try:
+            mix = {part.split(":")[0]: float(part.split(":")[1]) for part in rest.split(",")}
+        except (IndexError, ValueError):
+            raise CurateError(f"--mix {item!r}: expected NAME=POOL:SHARE,POOL:SHARE") from None
+        specs.append({"name": name, "mix": mix})
+    compare = []
+    for item in pairs:
+        pair = item.split(",")
+        if len(pair) != 2:
+            raise CurateError(f"--compare {item!r}: expected A,B")
+        compare.append(pair)
+    try:
+        grid = [int(e) for e in epoch_grid.split(",")]
+    except ValueError:
+        raise CurateError(f"--epochs {epoch_grid!r}: expected integers like 1,2,4") from None
+    experiment_params = {"epochs": grid, "pools": specs or ["all"], "compare": compare,
+                         "tolerance": tolerance, "calibrate": not no_calibration,
+                         "pool_seed": pool_seed, "tokenizer": tokenizer}
+    _run_experiment("repetition", data, test_data, output, seeds, workers, train,
+                    experiment_params, score_paths=score_paths)
 
 
 @cli.group()

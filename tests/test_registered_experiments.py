@@ -12,7 +12,7 @@ from curate.io import Source, write_table
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-NAMES = ("prune-sweep", "curriculum", "lottery", "sharpness", "rewind-diet")
+NAMES = ("prune-sweep", "curriculum", "lottery", "sharpness", "rewind-diet", "repetition")
 COMMON = ("train_config", "seeds", "out_dir", "workers", "progress", "scores", "selection")
 MLP = {"model": "mlp", "model_params": {"hidden": 8}, "optimizer": "adam", "lr": 0.01,
        "batch_size": 50, "steps": 8}
@@ -122,3 +122,29 @@ def test_bad_common_arguments_are_one_line_errors(data, tmp_path):
     with pytest.raises(CurateError, match="seeds must be"):
         EXPERIMENTS.get("prune-sweep")(data[0], TEST, train_config=MLP, seeds=0,
                                        out_dir=tmp_path, methods=["random"], fractions=[0.5])
+
+
+def test_repetition_by_name_draws_pools_from_the_selection_and_the_scores(data, tmp_path):
+    path, selection, scores = data
+    pools = ["all", {"name": "kept", "selection": "selection"},
+             {"name": "hard", "where": "el2n > 0.5 AND label <> 3"}]
+    result = EXPERIMENTS.get("repetition")(
+        path, TEST, train_config={**MLP, "batch_size": 25, "steps": 2}, seeds=1,
+        out_dir=tmp_path / "repetition", scores=scores, selection=selection, pools=pools,
+        epochs=[1, 2], bootstrap=0)
+    check(result, tmp_path, "repetition")
+    assert result.trained == 3 * 3
+    el2n = dict(zip(scores["el2n"].column("id").to_pylist(),
+                    scores["el2n"].column("el2n").to_pylist()))
+    table = Source(path).read_all()
+    label = dict(zip(table.column("id").to_pylist(), table.column("label").to_pylist()))
+    drawn = {(r["pool"], r["epochs"]): r["unique"] for r in result.pools.to_pylist()}
+    assert drawn == {(p, e): 50 // e for p in ("all", "kept", "hard") for e in (1, 2)}
+    # the pools really hold what they say (their cells train on those positions)
+    from curate.experiment.repetition import _base_rows, _pool_frame
+
+    frame = _pool_frame(table, scores, drop=())
+    rows = _base_rows(pools[2], frame, table, selection)
+    ids = table.column("id").take(rows).to_pylist()
+    assert ids and all(el2n[i] > 0.5 and label[i] != 3 for i in ids)
+    assert _base_rows(pools[1], frame, table, selection).tolist() == list(range(60))

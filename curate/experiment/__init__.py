@@ -66,6 +66,12 @@ from curate.experiment.methods import Method, check_method, method_spec
 from curate.experiment.outputs import write_outputs, write_result
 from curate.experiment.prunability import PrunabilityResult, sharpness
 from curate.experiment.prune_sweep import SweepResult, prune_sweep
+from curate.experiment.repetition import (
+    RepetitionResult,
+    check_repetition_params,
+    config_type_for,
+    repetition,
+)
 from curate.experiment.rewind_diet import DietResult, rewind_diet, rewind_diet_experiment
 from curate.experiment.text_ablation import (
     TextAblationResult,
@@ -129,14 +135,21 @@ register_experiment(sharpness, name="sharpness")
 register_experiment(rewind_diet_experiment, name="rewind-diet")
 
 def train_config_for(fn, fields):
-    """The training config experiment ``fn`` takes (``fn.config_type``, default
-    :class:`curate.train.TrainConfig`), from a config or a mapping of its fields."""
-    return as_train_config(fields, getattr(fn, "config_type", None))
+    """The training config experiment ``fn`` takes (``fn.config_type``: a config class, or a
+    function choosing one from the fields; default :class:`curate.train.TrainConfig`), from
+    a config or a mapping of its fields."""
+    config_type = getattr(fn, "config_type", None)
+    if config_type is not None and not isinstance(config_type, type):
+        config_type = config_type(fields)  # an experiment taking either kind of config
+    return as_train_config(fields, config_type)
 
 
 register_experiment(conditional_training, name="conditional-training")
 text_ablation.config_type = conditional_training.config_type = LMConfig
 text_ablation.check_params = check_ablation_params
+register_experiment(repetition, name="repetition")
+repetition.config_type = config_type_for
+repetition.check_params = check_repetition_params
 conditional_training.check_params = check_conditional_params
 
 #: The parameters every registered experiment takes from its caller, not from ``params``.
@@ -182,8 +195,8 @@ def check(kind: str, params: dict, *, selection: bool = False) -> None:
                       "score_params": {**score_params, **(params.get("score_params") or {})}})
 
 __all__ = ["INPUTS", "ConditionalResult", "CurriculumResult", "DietResult", "LotteryResult",
-           "Method", "PrunabilityResult", "SweepResult", "TextAblationResult", "check",
-           "check_method", "conditional_training", "curriculum_experiment", "curriculum_sweep",
-           "lottery", "method_spec", "prune_sweep", "prune_sweep_experiment", "rewind_diet",
-           "rewind_diet_experiment", "sharpness", "text_ablation", "train_config_for",
-           "write_outputs", "write_result"]
+           "Method", "PrunabilityResult", "RepetitionResult", "SweepResult", "TextAblationResult",
+           "check", "check_method", "conditional_training", "curriculum_experiment",
+           "curriculum_sweep", "lottery", "method_spec", "prune_sweep", "prune_sweep_experiment",
+           "repetition", "rewind_diet", "rewind_diet_experiment", "sharpness", "text_ablation",
+           "train_config_for", "write_outputs", "write_result"]

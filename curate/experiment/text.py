@@ -113,12 +113,14 @@ def tokenizer_for(spec, train_texts, out_dir: Path, control=()):
 @dataclasses.dataclass
 class LMCell:
     """One (arm, seed) run: ``stub`` (its row labels, ``seed`` among them), the pool it
-    trains on, and ``generate``: None, or the keyword arguments of
-    :func:`curate.train.lm.generate` plus ``prompts`` and ``tokenizer`` (a path)."""
+    trains on, ``generate``: None, or the keyword arguments of
+    :func:`curate.train.lm.generate` plus ``prompts`` and ``tokenizer`` (a path), and
+    ``config``: its own :class:`curate.train.lm.LMConfig` (None: the experiment's)."""
 
     stub: dict
     pool: object
     generate: dict | None = None
+    config: object = None
 
 
 def run_lm_cells(cells: list[LMCell], config, heldout: dict, folder: Path, *,
@@ -130,7 +132,8 @@ def run_lm_cells(cells: list[LMCell], config, heldout: dict, folder: Path, *,
     from curate.train.seeds import map_processes
 
     cache = Cache(folder)
-    keys = [fingerprint({"cell": c.stub, "config": config.as_dict(), "pool": c.pool.meta,
+    keys = [fingerprint({"cell": c.stub, "config": (c.config or config).as_dict(),
+                         "pool": c.pool.meta,
                          "heldout": {k: p.meta for k, p in heldout.items()},
                          "generate": _without_path(c.generate), "curate": curate.__version__})
             for c in cells]
@@ -147,7 +150,7 @@ def run_lm_cells(cells: list[LMCell], config, heldout: dict, folder: Path, *,
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc="language models", unit="run")
-    jobs = [(cells[i], config, heldout) for i in todo]
+    jobs = [(cells[i], cells[i].config or config, heldout) for i in todo]
     for i, done in zip(todo, map_processes(_train_cell, jobs, workers)):
         cache.put_json(keys[i], done)
         records[i] = {**cells[i].stub, **done, "reused": False}

@@ -115,7 +115,8 @@ def pack_pool(batches: Callable[[], Iterable[list[str]]], tokenizer, *, cache=No
             n_bytes += sum(len(t.encode("utf-8")) for t in texts)
     meta = {"format": FORMAT, "name": name, "documents": docs, "tokens": n_tokens,
             "bytes": n_bytes, "dtype": np.dtype(dtype).str, "texts": digest,
-            "tokenizer": tokenizer.fingerprint, "vocab_size": tokenizer.vocab_size}
+            "tokenizer": tokenizer.fingerprint, "vocab_size": tokenizer.vocab_size,
+            "eod": int(tokenizer.eod_id)}
     np.save(tmp / TOKEN_BYTES, tokenizer.token_bytes())
     (tmp / META).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     try:
@@ -135,3 +136,50 @@ def _text_digest(batches: Iterable[list[str]]) -> tuple[str, int]:
             h.update(data)
             docs += 1
     return h.hexdigest(), docs
+
+
+def prefix_pool(parts: list[tuple[TokenPool, int]], *, cache=None,
+                name: str = "pool") -> TokenPool:
+    """A pool of the first ``n`` tokens of each ``(pool, n)`` in ``parts``, one after the
+    other (a document cut at ``n`` ends there). Prefixes of one packed stream of shuffled
+    documents are nested pools: the pool of ``n`` tokens holds the pool of ``m < n``.
+
+    Cached like :func:`pack_pool`, keyed by the parts' texts and lengths.
+    """
+    if not parts:
+        raise CurateError(f"{name}: no parts")
+    tokenizers = {pool.meta["tokenizer"] for pool, _ in parts}
+    if len(tokenizers) != 1:
+        raise CurateError(f"{name}: parts were packed with different tokenizers")
+    for pool, n in parts:
+        if not 0 < n <= pool.n_tokens:
+            raise CurateError(f"{name}: asked for {n:,} tokens of a pool of {pool.n_tokens:,}")
+    first = parts[0][0].meta
+    texts = fingerprint([[pool.meta["texts"], int(n)] for pool, n in parts])
+    key = fingerprint({"format": FORMAT, "prefixes": texts, "tokenizer": first["tokenizer"]})
+    folder = Path(cache or default_folder()) / "tokens" / key
+    if (folder / META).is_file():
+        return TokenPool(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    token_bytes = parts[0][0].token_bytes
+    eod = int(first.get("eod", parts[0][0].tokens[-1]))  # a packed stream ends on EOD
+    documents = n_bytes = 0
+    with open(tmp / TOKENS, "wb") as out:
+        for pool, n in parts:
+            ids = np.asarray(pool.tokens[:n])
+            out.write(ids.tobytes())
+            documents += int(np.count_nonzero(ids == eod)) + int(ids[-1] != eod)
+            n_bytes += int(token_bytes[ids].sum())
+    meta = {**{k: first[k] for k in ("dtype", "tokenizer", "vocab_size")}, "format": FORMAT,
+            "eod": eod,
+            "name": name, "documents": int(documents), "tokens": int(sum(n for _, n in parts)),
+            "bytes": n_bytes, "texts": texts}
+    np.save(tmp / TOKEN_BYTES, token_bytes)
+    (tmp / META).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    try:
+        tmp.rename(folder)
+    except OSError:  # another process wrote the same pool first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return TokenPool(folder)
