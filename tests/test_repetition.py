@@ -142,7 +142,7 @@ def test_text_curves_hold_the_budget_and_repeat_nested_pools(text_result):
     measures = [r["measure"] for r in result.comparisons.to_pylist()]
     assert measures == ["r_star", "within", "rise@2", "rise@4"]
     for name in ("results.csv", "summary.csv", "fits.csv", "effective.csv", "pools.csv",
-                 "comparisons.csv", "epochs.png", "effective.png", "report.md"):
+                 "comparisons.csv", "rise.png", "effective.png", "slices.png", "report.md"):
         assert (out / name).is_file(), name
     report = (out / "report.md").read_text()
     assert "R*" in report and "prose@austen" in report and "50% prose, 50% code" in report

@@ -87,9 +87,14 @@ class RepetitionResult(ExperimentResult):
                 "timing.csv": pa.Table.from_pylist(self.timing)}
 
     def figures(self) -> dict:
-        from curate.experiment.repetition_report import effective_figure, epochs_figure
+        from curate.experiment.repetition_report import (
+            effective_figure,
+            rise_figure,
+            slices_figure,
+        )
 
-        return {"epochs.png": epochs_figure(self), "effective.png": effective_figure(self)}
+        return {"rise.png": rise_figure(self), "effective.png": effective_figure(self),
+                "slices.png": slices_figure(self)}
 
     def markdown(self) -> str:
         from curate.experiment.repetition_report import report_markdown

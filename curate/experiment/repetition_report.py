@@ -154,28 +154,45 @@ def _axes(n: int, width: float = 4.5, height: float = 3.5):
     return fig, axes
 
 
-def epochs_figure(result):
-    """The held-out metric against epochs (log scale), one panel per slice: a band per pool
-    for the repeated runs, dashed for one epoch over the same unique data."""
+def rise_figure(result):
+    """The headline answer: each pool's loss rise against its one-epoch run (paired by
+    seed, 95% band) against epochs, one panel per headline slice, with the tolerance."""
     s = result.settings
-    rows = result.summary.to_pylist()
+    rows = [r for r in result.summary.to_pylist() if r["run"] == "repeated"
+            and s["headline"][r["pool"]] == r["slice"]]
+    slices = list(dict.fromkeys(r["slice"] for r in rows))
+    fig, axes = _axes(len(slices))
+    for ax, name in zip(axes, slices):
+        for pool in dict.fromkeys(r["pool"] for r in rows if r["slice"] == name):
+            mine = [{"mean": r["rise"], "ci95_lo": r["rise_lo"], "ci95_hi": r["rise_hi"],
+                     "epochs": r["epochs"]} for r in rows if (r["pool"], r["slice"]) ==
+                    (pool, name)]
+            band(ax, [r["epochs"] for r in mine], mine, pool, scale=100, marker="o", ms=3)
+        ax.axhline(100 * s["tolerance"], color="0.4", ls=":", lw=1, label="tolerance")
+        ax.axhline(0, color="0.6", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"held-out {name}")
+        ax.set_xlabel(f"epochs over the unique pool (same {s['unit']} seen)")
+        ax.set_ylabel("change against one epoch (%)")
+        ax.legend(fontsize=7)
+    return fig
+
+
+def slices_figure(result):
+    """The held-out metric against epochs on every slice, a band per pool (seeds)."""
+    s = result.settings
+    rows = [r for r in result.summary.to_pylist() if r["run"] == "repeated"]
     slices = list(dict.fromkeys(r["slice"] for r in rows))
     fig, axes = _axes(len(slices))
     for ax, name in zip(axes, slices):
         for pool in dict.fromkeys(r["pool"] for r in rows):
-            rep = [r for r in rows if (r["pool"], r["slice"], r["run"]) ==
-                   (pool, name, "repeated")]
-            line = band(ax, [r["epochs"] for r in rep], rep, pool, marker="o", ms=3)
-            cal = {r["unique"]: r for r in rows if (r["pool"], r["slice"], r["run"]) ==
-                   (pool, name, "calibration")}
-            pairs = [(r["epochs"], cal[r["unique"]]["mean"]) for r in rep if r["unique"] in cal]
-            if pairs:
-                ax.plot(*zip(*pairs), ls="--", lw=1, color=line.get_color())
+            mine = [r for r in rows if (r["pool"], r["slice"]) == (pool, name)]
+            band(ax, [r["epochs"] for r in mine], mine, pool, marker="o", ms=3)
         ax.set_xscale("log", base=2)
         ax.set_title(f"held-out {name}")
         ax.set_xlabel(f"epochs over the unique pool (same {s['unit']} seen)")
         ax.set_ylabel(_metric_name(s))
-        ax.legend(fontsize=7, title="dashed: one epoch of the same pool", title_fontsize=7)
+        ax.legend(fontsize=7)
     return fig
 
 
@@ -322,8 +339,9 @@ def report_markdown(result) -> str:
              f"value per {unit[:-1]}"],
             [[r["pool"], r["epochs"], f"{r['unique']:,}", f"{r['effective_ratio']:.2f}",
               f"{r['fitted_ratio']:.2f}", f"{r['value_per_token']:.2f}"] for r in effective])
-    lines += ["", "![loss against epochs](epochs.png)", "",
-              "![effective data against epochs](effective.png)", "",
+    lines += ["", "![loss rise against epochs](rise.png)", "",
+              "![what a repeated token was worth](effective.png)", "",
+              "![held-out loss on every slice](slices.png)", "",
               runs_footer(result, scores=False), ""]
     return "\n".join(lines)
 
