@@ -71,11 +71,13 @@ class Calibration:
 @dataclass
 class Fit:
     """``r_star`` (``R_MAX``: no measurable loss from repetition), the root mean squared
-    error of the predicted losses, and ``at_bound`` (the fit hit ``R_MIN`` or ``R_MAX``)."""
+    error of the predicted losses, ``at_bound`` (the fit hit ``R_MIN`` or ``R_MAX``) and
+    ``through``, the most epochs among the points fitted (see :func:`fit_curve`)."""
 
     r_star: float
     rmse: float
     at_bound: bool
+    through: int = 0
 
 
 def fit_r_star(calibration: Calibration, epochs, unique, loss) -> Fit:
@@ -104,7 +106,7 @@ def fit_r_star(calibration: Calibration, epochs, unique, loss) -> Fit:
     log_r = float(refined.x) if refined.fun <= errors[best] else float(np.log(GRID[best]))
     r_star = float(np.exp(log_r))
     return Fit(r_star=r_star, rmse=float(np.sqrt(sse(log_r) / len(epochs))),
-               at_bound=best in (0, len(GRID) - 1))
+               at_bound=best in (0, len(GRID) - 1), through=int(epochs.max()))
 
 
 def within_tolerance(epochs, loss, tolerance: float) -> int:
@@ -145,9 +147,21 @@ class CurveFit:
     fitted: np.ndarray
 
 
+def lawful_points(ratio: np.ndarray) -> int:
+    """How many leading points (sorted by epochs) the law can describe: it has ``D'/U``
+    grow with epochs, so a point whose measured ``D'/U`` falls below the one before it
+    (more passes over the data made the model worse, e.g. a classifier's cross-entropy
+    exploding as it memorises) ends the fitted range."""
+    for i in range(1, len(ratio)):
+        if ratio[i] < ratio[i - 1]:
+            return i
+    return len(ratio)
+
+
 def fit_curve(epochs, unique, repeated, cal_unique, calibration, tolerance: float,
               indices: np.ndarray) -> CurveFit:
-    """Fit one curve over seeds.
+    """Fit one curve over seeds (on the seed means, and on each bootstrap resample); only
+    the :func:`lawful_points` enter the fit of R*.
 
     ``epochs``, ``unique``: ``[m]`` the repeated points (one at 1 epoch, the unique-data
     run); ``repeated``: ``[m, s]`` their losses per seed; ``cal_unique``: ``[k]`` sizes of
@@ -173,12 +187,16 @@ def fit_curve(epochs, unique, repeated, cal_unique, calibration, tolerance: floa
             return None, within, None
         curve = Calibration(cal_u, np.concatenate([calibration[:, cols], repeated[one][:, cols]])
                             .mean(axis=1))
-        return fit_r_star(curve, epochs, unique, means), within, curve
+        keep = lawful_points(curve.effective(means) / unique)
+        if keep < 2:
+            return None, within, curve
+        fit = fit_r_star(curve, epochs[:keep], unique[:keep], means[:keep])
+        return fit, within, curve
 
     everything = np.arange(repeated.shape[1])
     fit, within, curve = stats(everything)
     boots = [stats(cols) for cols in indices]
-    boot_r = np.array([b[0].r_star for b in boots]) if can_fit else np.zeros(0)
+    boot_r = np.array([b[0].r_star for b in boots if b[0] is not None])
     means = repeated.mean(axis=1)
     return CurveFit(
         fit=fit, within=within, boot_r_star=boot_r,

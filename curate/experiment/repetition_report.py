@@ -95,6 +95,7 @@ def _fit_row(key, curve, settings) -> dict:
     return {"pool": pool, "slice": slice_, "headline": settings["headline"][pool] == slice_,
             "r_star": fit.r_star if fit else None, "r_star_lo": r_lo, "r_star_hi": r_hi,
             "at_bound": fit.at_bound if fit else None, "rmse": fit.rmse if fit else None,
+            "fitted_through": fit.through if fit else None,
             "within": curve.within, "within_lo": w_lo, "within_hi": w_hi,
             "tolerance": settings["tolerance"], "seeds": len(settings["seeds"])}
 
@@ -291,16 +292,22 @@ def report_markdown(result) -> str:
               "R* is Muennighoff et al.'s decay constant (the law D'/U = 1 + R*(1 - "
               "exp(-(epochs-1)/R*)); they fitted 15.4). 'Within' is the largest number of "
               f"epochs up to which the mean {_metric_name(s)} stays within "
-              f"{100 * s['tolerance']:g}% of the one-epoch run. Intervals: bootstrap over "
+              f"{100 * s['tolerance']:g}% of the one-epoch run. The law has repeated data "
+              "worth more the more it is seen (D'/U grows with epochs); the fit stops "
+              "before the first point where D'/U fell instead (more passes made the model "
+              "worse: 'fitted up to' says where). Intervals: bootstrap over "
               f"seeds ({s['bootstrap']} resamples of {len(s['seeds'])} seeds; with few "
               "seeds they are coarse).", ""]
     fits = result.fits.to_pylist()
     lines += markdown_table(
-        ["pool", "slice", "R*", "95% CI", "within (epochs)", "95% CI", "fit RMSE"],
+        ["pool", "slice", "R*", "95% CI", "fitted up to (epochs)", "fit RMSE",
+         "within (epochs)", "95% CI"],
         [[r["pool"], r["slice"] + (" (headline)" if r["headline"] else ""),
-          _r_text(r["r_star"]), _r_interval(r), r["within"],
-          "n/a" if r["within_lo"] is None else f"[{r['within_lo']:g}, {r['within_hi']:g}]",
-          "n/a" if r["rmse"] is None else f"{r['rmse']:.4f}"] for r in fits])
+          _r_text(r["r_star"]), _r_interval(r),
+          "n/a" if r["fitted_through"] is None else r["fitted_through"],
+          "n/a" if r["rmse"] is None else f"{r['rmse']:.4f}", r["within"],
+          "n/a" if r["within_lo"] is None else f"[{r['within_lo']:g}, {r['within_hi']:g}]"]
+         for r in fits])
     summary = result.summary.to_pylist()
     grid = sorted({r["epochs"] for r in summary if r["run"] == "repeated"})
     lines += ["", f"## {_metric_name(s).capitalize()} against epochs", "",
