@@ -16,6 +16,7 @@ from curate.experiment.repetition_fit import (
     Calibration,
     bootstrap_indices,
     fit_curve,
+    lawful_points,
     percentile_interval,
     value_ratio,
     within_tolerance,
@@ -69,6 +70,17 @@ def test_free_repetition_fits_the_bound_and_costly_repetition_leaves_tolerance_e
     assert free.within == 64
     costly = fit_curve(*synthetic(1.0, noise=0), 0.01, bootstrap_indices(3, 10))
     assert costly.fit.r_star < 2 and costly.within < 8
+
+
+def test_points_where_more_passes_made_things_worse_are_left_out_of_the_fit():
+    epochs, unique, repeated, cal_unique, calibration = synthetic(15.4, noise=0)
+    memorised = repeated.copy()
+    memorised[-1] = calibration[-1] + 0.5   # 64 epochs: worse than one pass over its data
+    curve = fit_curve(epochs, unique, memorised, cal_unique, calibration, 0.01,
+                      bootstrap_indices(3, 10))
+    assert curve.fit.through == 32
+    assert curve.fit.r_star == pytest.approx(15.4, rel=0.05)
+    assert lawful_points(np.array([1.0, 1.9, 3.5, 3.4, 6.0])) == 3
 
 
 def test_no_calibration_means_no_fit_but_still_a_tolerance():
@@ -191,7 +203,12 @@ def test_a_fixed_pool_seed_gives_every_seed_the_same_documents(corpus, tmp_path)
 def test_a_pool_smaller_than_the_budget_is_one_line(corpus, tmp_path):
     small = [{"name": "tiny", "where": "id = (SELECT min(id) FROM scores)"}]
     with pytest.raises(CurateError, match="tiny.*fewer than the .* of one epoch"):
-        text_run(corpus, tmp_path, {**LM, "tokens": 10 ** 6}, epochs=[1, 2], pools=small)
+        text_run(corpus, tmp_path / "out", {**LM, "tokens": 10 ** 6}, epochs=[1, 2],
+                 pools=small)
+    assert not (tmp_path / "out").exists()   # nothing half-made is left behind
+    with pytest.raises(CurateError, match="held-out slice 'nope' is not in"):
+        text_run(corpus, tmp_path / "out", pools=[{"name": "a", "heldout": "nope"}])
+    assert not (tmp_path / "out").exists()
 
 
 # -- classifier -------------------------------------------------------------------------

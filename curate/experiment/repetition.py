@@ -44,7 +44,7 @@ import pyarrow as pa
 
 from curate.core.errors import CurateError
 from curate.experiment.cells import as_train_config, seed_list
-from curate.experiment.outputs import ExperimentResult, write_result
+from curate.experiment.outputs import ExperimentResult, output_folder, write_result
 
 DEFAULT_EPOCHS = (1, 2, 4, 8, 16, 32, 64)
 POOL_KEYS = ("name", "where", "selection", "mix", "epochs", "heldout")
@@ -208,37 +208,35 @@ def repetition(data, test_data, *, train_config, seeds, out_dir, workers: int = 
     params = {"epochs": epochs, "pools": pools, "compare": compare, "tolerance": tolerance,
               "bootstrap": bootstrap}
     specs = check_repetition_params(params, selection=selection is not None)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     text = isinstance(config, LMConfig)
-    run = _TextRuns(data, test_data, config, out, tokenizer, text_column, slice_column) \
-        if text else _ClassifierRuns(data, test_data, config, out)
-    frame = _pool_frame(run.table, scores, drop=(text_column,))
-    rows_of = {s["name"]: _base_rows(s, frame, run.table, selection) for s in specs
-               if "mix" not in s}
-    plan, pool_rows = [], []
-    for spec in specs:
-        for seed in seeds:
-            draw = seed if pool_seed is None else int(pool_seed)
-            for e in spec["epochs"]:
-                unique = run.unique_size(e)
-                parts = _parts(spec, unique)
-                pool = run.unique_pool(spec["name"], parts, rows_of, draw)
-                pool_rows.append({"pool": spec["name"], "seed": seed, "draw": draw,
-                                  "epochs": e, **run.describe_pool(pool)})
-                plan.append(({"pool": spec["name"], "seed": seed, "run": "repeated",
-                              "epochs": e, "unique": unique}, pool, config))
-                if calibrate and e > 1:
-                    plan.append(({"pool": spec["name"], "seed": seed, "run": "calibration",
-                                  "epochs": 1, "unique": unique}, pool,
-                                 run.single_epoch(unique)))
+    with output_folder(out_dir) as out:   # a mistake found while preparing leaves nothing
+        run = _TextRuns(data, test_data, config, out, tokenizer, text_column, slice_column) \
+            if text else _ClassifierRuns(data, test_data, config, out)
+        frame = _pool_frame(run.table, scores, drop=(text_column,))
+        rows_of = {s["name"]: _base_rows(s, frame, run.table, selection) for s in specs
+                   if "mix" not in s}
+        heads = {s["name"]: s.get("heldout") or run.default_heldout(s, specs, rows_of)
+                 for s in specs}
+        for name, head in heads.items():
+            if head not in run.slices:
+                raise CurateError(f"pool {name!r}: held-out slice {head!r} is not in the "
+                                  f"held-out data; slices: {', '.join(run.slices)}")
+        plan, pool_rows = [], []
+        for spec in specs:
+            for seed in seeds:
+                draw = seed if pool_seed is None else int(pool_seed)
+                for e in spec["epochs"]:
+                    unique = run.unique_size(e)
+                    pool = run.unique_pool(spec["name"], _parts(spec, unique), rows_of, draw)
+                    pool_rows.append({"pool": spec["name"], "seed": seed, "draw": draw,
+                                      "epochs": e, **run.describe_pool(pool)})
+                    labels = {"pool": spec["name"], "seed": seed}
+                    plan.append(({**labels, "run": "repeated", "epochs": e, "unique": unique},
+                                 pool, config))
+                    if calibrate and e > 1:
+                        plan.append(({**labels, "run": "calibration", "epochs": 1,
+                                      "unique": unique}, pool, run.single_epoch(unique)))
     rows, timing = run.train(plan, workers=workers, progress=progress)
-    heads = {s["name"]: s.get("heldout") or run.default_heldout(s, specs, rows_of)
-             for s in specs}
-    for name, head in heads.items():
-        if head not in run.slices:
-            raise CurateError(f"pool {name!r}: held-out slice {head!r} is not in the held-out "
-                              f"data; slices: {', '.join(run.slices)}")
     from curate.experiment.repetition_report import analyse
 
     result = RepetitionResult(

@@ -281,7 +281,8 @@ def report_markdown(result) -> str:
              f"Compute rule: every run sees exactly {s['budget'] - (1 if s['text'] else 0):,} "
              f"training {unit}. The unique pool shrinks to 1/epochs of that, so a run "
              "repeats it `epochs` times. The pools of one curve are nested: prefixes of one "
-             f"shuffled order of the pool's documents, {draws}. "
+             f"shuffled order of the pool's {'documents' if s['text'] else 'examples'}, "
+             f"{draws}. "
              + ("Single-epoch runs at every smaller unique size calibrate what fresh data "
                 "is worth." if s["calibrate"] else "There are no single-epoch calibration "
                                                    "runs, so R* is not fitted."), ""]
