@@ -147,10 +147,10 @@ def train_config_for(fn, fields):
 register_experiment(conditional_training, name="conditional-training")
 text_ablation.config_type = conditional_training.config_type = LMConfig
 text_ablation.check_params = check_ablation_params
+conditional_training.check_params = check_conditional_params
 register_experiment(repetition, name="repetition")
 repetition.config_type = config_type_for
 repetition.check_params = check_repetition_params
-conditional_training.check_params = check_conditional_params
 
 #: The parameters every registered experiment takes from its caller, not from ``params``.
 INPUTS = ("data", "test_data", "train_config", "seeds", "out_dir", "workers", "progress",

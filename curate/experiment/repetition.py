@@ -45,6 +45,7 @@ import pyarrow as pa
 from curate.core.errors import CurateError
 from curate.experiment.cells import as_train_config, seed_list
 from curate.experiment.outputs import ExperimentResult, output_folder, write_result
+from curate.experiment.text import describe
 
 DEFAULT_EPOCHS = (1, 2, 4, 8, 16, 32, 64)
 POOL_KEYS = ("name", "where", "selection", "mix", "epochs", "heldout")
@@ -242,25 +243,19 @@ def repetition(data, test_data, *, train_config, seeds, out_dir, workers: int = 
     result = RepetitionResult(
         results=pa.Table.from_pylist(rows), pools=pa.Table.from_pylist(pool_rows),
         timing=timing, summary=None, fits=None, effective=None, comparisons=None,
-        settings={"data": _describe(data), "test_data": _describe(test_data), "text": text,
+        settings={"data": describe(data), "test_data": describe(test_data), "text": text,
                   "metric": run.metric, "unit": run.unit, "budget": run.unique_size(1),
                   "config": dataclasses.asdict(config), "seeds": seeds,
                   "tokenizer": tokenizer if text else None, "tolerance": tolerance,
                   "bootstrap": bootstrap, "calibrate": calibrate,
                   "pool_seed": pool_seed, "headline": heads,
-                  "pools": [{k: v for k, v in s.items()} for s in specs],
+                  "pools": [dict(s) for s in specs],
                   "compare": [list(p) for p in compare], "parameters": run.parameters},
         trained=run.trained, reused=run.reused)
     analyse(result)
     result.seconds = time.perf_counter() - start
     write_result(result, out)
     return result
-
-
-def _describe(data) -> str:
-    from curate.experiment.text import describe
-
-    return describe(data)
 
 
 def _parts(spec: dict, unique: int) -> list[tuple[str, int]]:

@@ -13,7 +13,7 @@ the experiment layer's job (:mod:`curate.experiment.text`).
 
 from curate.train.lm.generate import generate
 from curate.train.lm.gpt import GPT, SIZES
-from curate.train.lm.pool import TokenPool, pack_pool
+from curate.train.lm.pool import TokenPool, pack_pool, prefix_pool
 from curate.train.lm.seeds import train_lm_seeds
 from curate.train.lm.tokenizer import (
     EOD,
@@ -27,5 +27,5 @@ from curate.train.lm.trainer import LMConfig, LMRun, bf16_supported, build_lm, e
 
 __all__ = ["EOD", "GPT", "SIZES", "BpeTokenizer", "ByteTokenizer", "LMConfig", "LMRun",
            "TokenPool", "bf16_supported", "build_lm", "evaluate_lm", "generate",
-           "load_tokenizer", "make_tokenizer", "pack_pool", "train_bpe", "train_lm",
+           "load_tokenizer", "make_tokenizer", "pack_pool", "prefix_pool", "train_bpe", "train_lm",
            "train_lm_seeds"]
