@@ -208,6 +208,8 @@ def test_a_pool_smaller_than_the_budget_is_one_line(corpus, tmp_path):
     assert not (tmp_path / "out").exists()   # nothing half-made is left behind
     with pytest.raises(CurateError, match="held-out slice 'nope' is not in"):
         text_run(corpus, tmp_path / "out", pools=[{"name": "a", "heldout": "nope"}])
+    with pytest.raises(CurateError, match="compare 'all@nope': held-out slice 'nope'"):
+        text_run(corpus, tmp_path / "out", compare=[["all", "all@nope"]])
     assert not (tmp_path / "out").exists()
 
 

@@ -218,10 +218,13 @@ def repetition(data, test_data, *, train_config, seeds, out_dir, workers: int = 
                    if "mix" not in s}
         heads = {s["name"]: s.get("heldout") or run.default_heldout(s, specs, rows_of)
                  for s in specs}
-        for name, head in heads.items():
-            if head not in run.slices:
-                raise CurateError(f"pool {name!r}: held-out slice {head!r} is not in the "
-                                  f"held-out data; slices: {', '.join(run.slices)}")
+        wanted = [(f"pool {name!r}", head) for name, head in heads.items()]
+        wanted += [(f"compare {item!r}", str(item).partition("@")[2])
+                   for pair in compare for item in pair if "@" in str(item)]
+        for what, slice_ in wanted:
+            if slice_ not in run.slices:
+                raise CurateError(f"{what}: held-out slice {slice_!r} is not in the held-out "
+                                  f"data; slices: {', '.join(run.slices)}")
         plan, pool_rows = [], []
         for spec in specs:
             for seed in seeds:

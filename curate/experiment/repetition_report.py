@@ -60,8 +60,7 @@ def analyse(result) -> None:
     result.effective = pa.Table.from_pylist(
         [row for k, c in curves.items() for row in _effective_rows(k, c[0])])
     result.comparisons = pa.Table.from_pylist(
-        [row for pair in s["compare"] for row in _compare(pair, curves, s)],
-        schema=None)
+        [row for pair in s["compare"] for row in _compare(pair, curves, s)])
 
 
 def _labels(point) -> dict:
@@ -117,8 +116,6 @@ def _compare(pair, curves, settings) -> list[dict]:
     """Pool ``a`` minus pool ``b``: R* and the epochs within tolerance (bootstrap, the same
     seed resamples), the loss rise at every shared epoch count (paired t)."""
     a, b = (_target(item, settings) for item in pair)
-    if a not in curves or b not in curves:
-        return []
     (fa, rise_a, _), (fb, rise_b, _) = curves[a], curves[b]
     label = {"a": f"{a[0]}@{a[1]}", "b": f"{b[0]}@{b[1]}"}
     out = []
