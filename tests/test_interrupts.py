@@ -200,9 +200,12 @@ def test_a_signal_while_writing_removes_the_temporary_file(tmp_path, docs_file, 
 
 
 _MAP_PROCESSES = textwrap.dedent("""
+    import faulthandler
+    import signal
     import sys
 
     if __name__ == "__main__":  # spawned children import this module again
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # where a stuck run waits
         sys.path.insert(0, sys.argv[1])
         import sleepy_job
         from curate.train.seeds import map_processes
@@ -239,7 +242,10 @@ def test_map_processes_children_die_with_their_parent(tmp_path, signum, group):
         try:
             proc.wait(timeout=GONE)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"parent still running {GONE} s after {signum!r}")
+            os.kill(proc.pid, signal.SIGUSR1)
+            time.sleep(1)
+            pytest.fail(f"parent still running {GONE} s after {signum!r}; its threads:\n"
+                        f"{_stderr(proc)}")
         assert _still_running(children) == [], f"children outlived the parent ({signum!r})"
     finally:
         _kill_all(proc, children)
