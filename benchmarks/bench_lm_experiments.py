@@ -16,19 +16,14 @@ recipe's bit for bit. The packages the corpus reads must be installed
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pyarrow.csv as pacsv
 import yaml
-from common import RESULTS, write_result
+from common import run_recipe_timed, write_result
 
-ROOT = Path(__file__).resolve().parent.parent
 #: Per recipe: its experiment's tables to report, and the arm re-trained for determinism.
 TABLES = {"text-ablation": ("summary.csv", "paired.csv", "pools.csv", "results.csv"),
           "conditional-training": ("rate_summary.csv", "rate_paired.csv", "summary.csv",
@@ -41,15 +36,7 @@ def main() -> None:
     parser.add_argument("recipe", choices=sorted(TABLES))
     parser.add_argument("--reuse", action="store_true", help="Reuse a finished run.")
     args = parser.parse_args()
-    recipe = ROOT / "recipes" / f"{args.recipe}.yaml"
-    out = ROOT / "benchmarks" / "work" / args.recipe
-    start = time.perf_counter()
-    command = [sys.executable, "-m", "curate.cli", "run", str(recipe), "--out", str(out)]
-    subprocess.run(command + ([] if args.reuse else ["--force"]), check=True, cwd=ROOT)
-    wall = time.perf_counter() - start
-    previous = RESULTS / f"{args.recipe.replace('-', '_')}.json"
-    if args.reuse and previous.is_file():  # the timed run is the one before
-        wall = json.loads(previous.read_text())["wall_seconds"]
+    recipe, out, wall = run_recipe_timed(args.recipe, args.reuse)
     spec = yaml.safe_load(recipe.read_text())
     step = next(s["experiment"] for s in spec["steps"] if "experiment" in s)
     folder = out / step["output"]

@@ -19,19 +19,14 @@ their rows must equal the recipe's bit for bit. The text recipe reads Debian pac
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pyarrow.csv as pacsv
 import yaml
-from common import RESULTS, write_result
+from common import run_recipe_timed, write_result
 
-ROOT = Path(__file__).resolve().parent.parent
 RECIPES = ("repetition-text", "repetition-mnist1d")
 
 
@@ -40,16 +35,8 @@ def main() -> None:
     parser.add_argument("recipe", choices=RECIPES)
     parser.add_argument("--reuse", action="store_true", help="Reuse a finished run.")
     args = parser.parse_args()
-    recipe = ROOT / "recipes" / f"{args.recipe}.yaml"
-    out = ROOT / "benchmarks" / "work" / args.recipe
-    start = time.perf_counter()
-    command = [sys.executable, "-m", "curate.cli", "run", str(recipe), "--out", str(out)]
-    subprocess.run(command + ([] if args.reuse else ["--force"]), check=True, cwd=ROOT)
-    wall = time.perf_counter() - start
+    recipe, out, wall = run_recipe_timed(args.recipe, args.reuse)
     name = args.recipe.replace("-", "_")
-    previous = RESULTS / f"{name}.json"
-    if args.reuse and previous.is_file():  # the timed run is the one before
-        wall = json.loads(previous.read_text())["wall_seconds"]
     spec = yaml.safe_load(recipe.read_text())
     steps = {}
     for step in (s["experiment"] for s in spec["steps"] if "experiment" in s):

@@ -42,3 +42,21 @@ def write_result(name: str, data: dict) -> Path:
                "machine": machine(), **data}
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return path
+
+
+def run_recipe_timed(name: str, reuse: bool) -> tuple[Path, Path, float]:
+    """``curate run recipes/<name>.yaml`` into ``benchmarks/work/<name>/`` (``--force``
+    unless ``reuse``): ``(recipe, run folder, wall seconds)``. With ``reuse`` the wall time
+    is the one the last timed run stored in its results JSON."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    recipe, out = root / "recipes" / f"{name}.yaml", root / "benchmarks" / "work" / name
+    start = time.perf_counter()
+    command = [sys.executable, "-m", "curate.cli", "run", str(recipe), "--out", str(out)]
+    subprocess.run(command + ([] if reuse else ["--force"]), check=True, cwd=root)
+    wall = time.perf_counter() - start
+    previous = RESULTS / f"{name.replace('-', '_')}.json"
+    if reuse and previous.is_file():  # the timed run is the one before
+        wall = json.loads(previous.read_text())["wall_seconds"]
+    return recipe, out, wall

@@ -23,9 +23,9 @@ Pools (``pools``, each a name or a mapping) say what is repeated:
 - ``{"name": .., "mix": {"prose": 0.75, "code": 0.25}}``: every unique pool made of those
   shares (of its tokens or examples) from the named pools' own nested orders;
 - ``epochs``: the pool's own grid (it must hold 1); ``heldout``: the slice its headline
-  figures use (default: the slice most of its documents come from).
+  figures use (default: the slice most of its bytes come from).
 
-``draw``: the nested orders are drawn anew for each seed (``pool_seed=None``, so the
+Draws: the nested orders are drawn anew for each seed (``pool_seed=None``, so the
 intervals cover which documents were drawn) or once from ``pool_seed``.
 ``compare``: pairs ``[a, b]`` of pools (``"pool@slice"`` to pick a held-out slice) whose
 ``R*`` and loss rise at every shared epoch count are differenced, paired by seed.

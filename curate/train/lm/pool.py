@@ -97,33 +97,47 @@ def pack_pool(batches: Callable[[], Iterable[list[str]]], tokenizer, *, cache=No
     if docs == 0:
         raise CurateError(f"{name}: no documents to pack")
     key = fingerprint({"format": FORMAT, "texts": digest, "tokenizer": tokenizer.fingerprint})
-    folder = Path(cache or default_folder()) / "tokens" / key
+    dtype = np.uint16 if tokenizer.vocab_size <= 2 ** 16 else np.uint32
+
+    def write(tmp: Path) -> None:
+        n_tokens = n_bytes = 0
+        eod = np.array([tokenizer.eod_id], dtype=dtype)
+        with open(tmp / TOKENS, "wb") as out:
+            for texts in batches():
+                for ids in tokenizer.encode_batch(list(texts)):
+                    out.write(ids.astype(dtype).tobytes())
+                    out.write(eod.tobytes())
+                    n_tokens += len(ids) + 1
+                n_bytes += sum(len(t.encode("utf-8")) for t in texts)
+        _finish(tmp, tokenizer.token_bytes(), {
+            "format": FORMAT, "name": name, "documents": docs, "tokens": n_tokens,
+            "bytes": n_bytes, "dtype": np.dtype(dtype).str, "texts": digest,
+            "tokenizer": tokenizer.fingerprint, "vocab_size": tokenizer.vocab_size,
+            "eod": int(tokenizer.eod_id)})
+
+    return _written(Path(cache or default_folder()) / "tokens" / key, write)
+
+
+def _written(folder: Path, write) -> TokenPool:
+    """The pool in ``folder``; unless it is there, ``write(tmp)`` fills a temporary folder
+    that is then renamed into place, so a killed run never leaves half a pool and two
+    processes writing the same pool do not clash."""
     if (folder / META).is_file():
         return TokenPool(folder)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    dtype = np.uint16 if tokenizer.vocab_size <= 2 ** 16 else np.uint32
-    n_tokens = n_bytes = 0
-    eod = np.array([tokenizer.eod_id], dtype=dtype)
-    with open(tmp / TOKENS, "wb") as out:
-        for texts in batches():
-            for ids in tokenizer.encode_batch(list(texts)):
-                out.write(ids.astype(dtype).tobytes())
-                out.write(eod.tobytes())
-                n_tokens += len(ids) + 1
-            n_bytes += sum(len(t.encode("utf-8")) for t in texts)
-    meta = {"format": FORMAT, "name": name, "documents": docs, "tokens": n_tokens,
-            "bytes": n_bytes, "dtype": np.dtype(dtype).str, "texts": digest,
-            "tokenizer": tokenizer.fingerprint, "vocab_size": tokenizer.vocab_size,
-            "eod": int(tokenizer.eod_id)}
-    np.save(tmp / TOKEN_BYTES, tokenizer.token_bytes())
-    (tmp / META).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    write(tmp)
     try:
         tmp.rename(folder)
-    except OSError:  # another process packed the same pool first
+    except OSError:  # another process wrote the same pool first
         shutil.rmtree(tmp, ignore_errors=True)
     return TokenPool(folder)
+
+
+def _finish(tmp: Path, token_bytes: np.ndarray, meta: dict) -> None:
+    np.save(tmp / TOKEN_BYTES, token_bytes)
+    (tmp / META).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
 
 
 def _text_digest(batches: Iterable[list[str]]) -> tuple[str, int]:
@@ -157,29 +171,20 @@ def prefix_pool(parts: list[tuple[TokenPool, int]], *, cache=None,
     first = parts[0][0].meta
     texts = fingerprint([[pool.meta["texts"], int(n)] for pool, n in parts])
     key = fingerprint({"format": FORMAT, "prefixes": texts, "tokenizer": first["tokenizer"]})
-    folder = Path(cache or default_folder()) / "tokens" / key
-    if (folder / META).is_file():
-        return TokenPool(folder)
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     token_bytes = parts[0][0].token_bytes
     eod = int(first.get("eod", parts[0][0].tokens[-1]))  # a packed stream ends on EOD
-    documents = n_bytes = 0
-    with open(tmp / TOKENS, "wb") as out:
-        for pool, n in parts:
-            ids = np.asarray(pool.tokens[:n])
-            out.write(ids.tobytes())
-            documents += int(np.count_nonzero(ids == eod)) + int(ids[-1] != eod)
-            n_bytes += int(token_bytes[ids].sum())
-    meta = {**{k: first[k] for k in ("dtype", "tokenizer", "vocab_size")}, "format": FORMAT,
-            "eod": eod,
-            "name": name, "documents": int(documents), "tokens": int(sum(n for _, n in parts)),
-            "bytes": n_bytes, "texts": texts}
-    np.save(tmp / TOKEN_BYTES, token_bytes)
-    (tmp / META).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    try:
-        tmp.rename(folder)
-    except OSError:  # another process wrote the same pool first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return TokenPool(folder)
+
+    def write(tmp: Path) -> None:
+        documents = n_bytes = 0
+        with open(tmp / TOKENS, "wb") as out:
+            for pool, n in parts:
+                ids = np.asarray(pool.tokens[:n])
+                out.write(ids.tobytes())
+                documents += int(np.count_nonzero(ids == eod)) + int(ids[-1] != eod)
+                n_bytes += int(token_bytes[ids].sum())
+        _finish(tmp, token_bytes, {
+            **{k: first[k] for k in ("dtype", "tokenizer", "vocab_size")}, "format": FORMAT,
+            "eod": eod, "name": name, "documents": documents,
+            "tokens": int(sum(n for _, n in parts)), "bytes": n_bytes, "texts": texts})
+
+    return _written(Path(cache or default_folder()) / "tokens" / key, write)
