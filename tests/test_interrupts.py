@@ -206,6 +206,9 @@ _MAP_PROCESSES = textwrap.dedent("""
 
     if __name__ == "__main__":  # spawned children import this module again
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # where a stuck run waits
+        # Ctrl-C raises KeyboardInterrupt, as in a Python started from a terminal (a test
+        # run started in the background inherits SIGINT ignored, and so would this).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.path.insert(0, sys.argv[1])
         import sleepy_job
         from curate.train.seeds import map_processes
