@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 import pyarrow as pa
 
 from curate.core.errors import CurateError
-from curate.core.processes import guard_worker, result_of, signals_held, stop_pool
+from curate.core.processes import guard_worker, signals_held, stop_pool
 from curate.core.scorer import Scorer
 from curate.io import DEFAULT_BATCH_SIZE, Source
 
@@ -62,9 +62,9 @@ class LocalExecutor(Executor):
                 with signals_held():  # a worker forked here starts with them blocked
                     pending.append(pool.submit(fn, batch))
                 if len(pending) >= limit:
-                    yield result_of(pending.popleft())
+                    yield pending.popleft().result()
             while pending:
-                yield result_of(pending.popleft())
+                yield pending.popleft().result()
         except BaseException:
             # Ctrl-C, SIGTERM, an error or an abandoned generator: do not wait for the
             # batches in flight (``with pool`` would run every one of them first).

@@ -107,17 +107,3 @@ def stop_pool(pool, grace: float = 1.0) -> None:
             if process.is_alive():
                 process.kill()
                 process.join(grace)
-
-
-def result_of(future, poll: float = 0.25):
-    """``future.result()``, waited for in short timed waits so that a Ctrl-C or SIGTERM
-    always interrupts it: an untimed wait is woken only by a signal delivered to the main
-    thread, and the kernel may deliver it to another thread of the process (one a library
-    started before the signals were held), which would leave the wait hanging."""
-    from concurrent.futures import TimeoutError as FutureTimeout
-
-    while True:
-        try:
-            return future.result(timeout=poll)
-        except FutureTimeout:
-            continue

@@ -10,7 +10,7 @@ from multiprocessing import get_context
 
 import torch
 
-from curate.core.processes import guard_worker, result_of, signals_held, stop_pool
+from curate.core.processes import guard_worker, signals_held, stop_pool
 from curate.train.trainer import RunResult, TrainConfig, train
 
 #: ``final`` metrics that get a mean and confidence interval over seeds.
@@ -59,10 +59,9 @@ def map_processes(fn, jobs, workers: int = 1):
                                    mp_context=get_context("spawn"),
                                    initializer=_start_worker, initargs=(os.getpid(),))
         try:
-            with signals_held():  # the processes start here
-                futures = [pool.submit(fn, job) for job in jobs]
-            for future in futures:
-                yield result_of(future)
+            with signals_held():  # map submits every job: the processes start here
+                results = pool.map(fn, jobs)
+            yield from results
         except BaseException:
             stop_pool(pool)
             raise
