@@ -600,17 +600,21 @@ def conditional_cmd(data, score_spec, tags, default_tag, good, segment, samples,
     curate experiment conditional-training docs.parquet --test heldout.parquet \\
         --score langid --tag "good=langid_language = 'en'" --tokens 2000000 -o cond/
     """
-    rules = []
-    for tag in tags:
-        name, sep, when = tag.partition("=")
-        if not sep or not name or not when:
-            raise CurateError(f"--tag {tag!r}: expected TAG=SQL predicate")
-        rules.append({"tag": name, "when": when})
+    rules = [dict(zip(("tag", "when"), _named_predicate("--tag", tag, "TAG")))
+             for tag in tags]
     _run_experiment("conditional-training", data, test_data, output, seeds, workers,
                     _lm_config(**lm),
                     {"score": score_spec, "tags": rules, "default": default_tag, "good": good,
                      "segment": segment, "samples": samples, "max_new_tokens": max_new_tokens,
                      "temperature": temperature, "top_k": top_k, "tokenizer": tokenizer})
+
+
+def _named_predicate(option: str, value: str, label: str) -> tuple[str, str]:
+    """``(name, predicate)`` of an option given as ``NAME=SQL predicate``."""
+    name, sep, predicate = value.partition("=")
+    if not sep or not name or not predicate:
+        raise CurateError(f"{option} {value!r}: expected {label}=SQL predicate")
+    return name, predicate
 
 
 @experiment.command(name="repetition")
@@ -692,12 +696,8 @@ def repetition_cmd(data, test_data, tokens, steps, epoch_grid, pools, mixes, pai
     else:
         train = {"model": model or "mlp", "model_params": params, "steps": steps,
                  "batch_size": batch_size or 128, "lr": lr or 0.1, "optimizer": optimizer}
-    specs = []
-    for item in pools:
-        name, sep, where = item.partition("=")
-        if not sep or not name or not where:
-            raise CurateError(f"--pool {item!r}: expected NAME=SQL predicate")
-        specs.append({"name": name, "where": where})
+    specs = [dict(zip(("name", "where"), _named_predicate("--pool", item, "NAME")))
+             for item in pools]
     for item in mixes:
         name, sep, rest = item.partition("=")
         try:

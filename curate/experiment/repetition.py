@@ -45,7 +45,7 @@ import pyarrow as pa
 from curate.core.errors import CurateError
 from curate.experiment.cells import as_train_config, seed_list
 from curate.experiment.outputs import ExperimentResult, output_folder, write_result
-from curate.experiment.text import describe
+from curate.experiment.text import batches_of, describe, text_bytes
 
 DEFAULT_EPOCHS = (1, 2, 4, 8, 16, 32, 64)
 POOL_KEYS = ("name", "where", "selection", "mix", "epochs", "heldout")
@@ -357,8 +357,6 @@ class _TextRuns:
 
     def stream(self, name: str, rows: np.ndarray, draw: int):
         """The pool's documents in their drawn order, packed until they hold the budget."""
-        from curate.experiment.text import batches_of
-        from curate.experiment.text_ablation import text_bytes
         from curate.train.lm import pack_pool
 
         if (name, draw) in self.streams:
@@ -398,7 +396,6 @@ class _TextRuns:
                                         rows_of)
         if self.slice_column not in self.table.column_names or len(self.slices) == 1:
             return self.slices[0]
-        from curate.experiment.text_ablation import text_bytes
 
         rows = rows_of[spec["name"]]
         slices = self.table.column(self.slice_column).take(pa.array(rows)).to_numpy(

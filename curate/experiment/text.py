@@ -69,6 +69,13 @@ def batches_of(texts: pa.ChunkedArray | pa.Array | list):
     return batches
 
 
+def text_bytes(texts) -> np.ndarray:
+    """``[n]`` UTF-8 byte length of each text (nulls 0)."""
+    import pyarrow.compute as pc
+
+    return pc.fill_null(pc.binary_length(texts), 0).to_numpy().astype(np.int64)
+
+
 def heldout_pools(table: pa.Table, text_column: str, slice_column: str | None, tokenizer,
                   cache) -> dict:
     """Slice name -> packed pool of the held-out documents of that slice (one slice,

@@ -41,6 +41,7 @@ from curate.experiment.text import (
     run_lm_cells,
     slice_rows,
     slice_table,
+    text_bytes,
     timing,
     tokenizer_for,
 )
@@ -240,13 +241,6 @@ def paired_table(rows: list[dict], specs: list[dict], baseline: str) -> pa.Table
                                              by=("slice",)))
     filled = [t for t in tables if t.num_rows]
     return pa.concat_tables(filled) if filled else tables[0]
-
-
-def text_bytes(texts) -> np.ndarray:
-    """``[n]`` UTF-8 byte length of each text (nulls 0)."""
-    import pyarrow.compute as pc
-
-    return pc.fill_null(pc.binary_length(texts), 0).to_numpy().astype(np.int64)
 
 
 def random_like(sizes: np.ndarray, target_rows: np.ndarray, seed: int) -> np.ndarray:
