@@ -16,8 +16,9 @@ from curate.core.errors import CurateError
 from curate.core.hashing import fingerprint
 from curate.core.registry import make_scorer
 from curate.core.tables import join_scores
-from curate.executor import LocalExecutor, score_source
+from curate.executor import Executor, make_executor
 from curate.io import DEFAULT_MAX_DOC_BYTES, Source, TableWriter, concat_tables, like, to_arrow
+from curate.io.shards import DEFAULT_SHARD_ROWS
 from curate.materialize import ApplyOptions, iter_apply
 
 
@@ -77,28 +78,44 @@ def save(data, path: str | Path) -> Path:
 def score(data, scorers, *, text_column: str = "text", id_column: str = "id",
           workers: int = 1, batch_size: int | None = None, progress: bool = False,
           joined: bool = True, max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES,
-          on_oversize: str = "error"):
+          on_oversize: str = "error", output: str | Path | None = None,
+          executor: str | Executor = "local", address: str | None = None,
+          shard_rows: int = DEFAULT_SHARD_ROWS):
     """Score a dataset.
 
     Args:
         data: see the module docstring.
         scorers: scorer objects or specs such as ``"gopher_quality"`` or
             ``"fasttext_quality:model=q.bin"``.
-        workers: processes (1 runs in this process).
+        workers: processes (1 runs in this process), or Ray workers.
         joined: return one table joined by id (default) or a dict of tables by scorer.
         max_doc_bytes: limit on a document's text (UTF-8 bytes; 0 for none).
         on_oversize: ``"error"`` stops at a document over the limit; ``"skip"`` leaves
             it out of the scores (with a warning giving their number).
+        output: a score folder to write the sharded tables to, as ``curate score -o``
+            does; a second call resumes or reuses it. None: a temporary folder.
+        executor: ``"local"``, ``"ray"`` or an :class:`curate.executor.Executor`.
+        address: with ``executor="ray"``, the cluster to join (None: a local instance).
+        shard_rows: rows per shard.
 
     Returns:
         The score table(s), as the kind ``data`` was (Arrow for paths).
     """
+    import tempfile
+
+    from curate.scores import load_scores
+    from curate.sharded import score_to_folder
+
     scorers = [make_scorer(s).with_text_column(text_column)
                for s in (scorers if isinstance(scorers, (list, tuple)) else [scorers])]
     source = Source(data, id_column=id_column, text_column=text_column,
                     max_doc_bytes=max_doc_bytes, on_oversize=on_oversize)
-    tables = score_source(scorers, source, executor=LocalExecutor(workers),
-                          batch_size=batch_size, progress=progress)
+    with tempfile.TemporaryDirectory(prefix="curate-score-") as scratch, \
+            make_executor(executor, workers=workers, address=address) as runner:
+        folder = Path(output) if output is not None else Path(scratch)
+        score_to_folder(scorers, source, folder, executor=runner, shard_rows=shard_rows,
+                        batch_size=batch_size, progress=progress)
+        tables = load_scores([folder / s.name for s in scorers])
     _warn_skipped(source)
     kind = source.kind if source.kind != "path" else "arrow"
     if not joined:

@@ -1009,20 +1009,17 @@ def _is_threshold(value) -> bool:
 def score_file_params(paths) -> dict[str, dict]:
     """The parameters each scorer ran with, read from score files' Parquet metadata.
 
-    ``paths``: score files and/or folders of them (as for
+    ``paths``: score files, sharded score folders and/or folders of them (as for
     :func:`curate.scores.load_scores`). Returns ``{scorer name: params}`` for
     :func:`write_quality_card`'s ``scorer_params``; a file without parameters is skipped.
     """
-    from curate.scores import read_metadata
+    from curate.scores import read_metadata, score_tables
 
-    files: list[Path] = []
-    for p in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
-        files += sorted(p.glob("*.parquet")) if p.is_dir() else [p]
     out = {}
-    for f in files:
-        meta = read_metadata(f)
+    for name, path in score_tables(paths):
+        meta = read_metadata(path)
         if isinstance(meta.get("params"), dict):
-            out[str(meta.get("scorer") or f.stem)] = meta["params"]
+            out[str(meta.get("scorer") or name)] = meta["params"]
     return out
 
 

@@ -13,6 +13,7 @@ import click
 
 from curate.core.errors import CurateError
 from curate.io import DEFAULT_MAX_DOC_BYTES
+from curate.io.shards import DEFAULT_SHARD_ROWS
 
 _data_options = [
     click.option("--id-column", default="id", show_default=True,
@@ -61,9 +62,34 @@ def _context(data, out, *, id_column="id", text_column="text", workers=1, batch_
              **source_options):
     from curate.steps import Context
 
+    meta = click.get_current_context().meta
     return Context(source=data, out=Path(out), text_column=text_column, workers=workers,
                    batch_size=batch_size, progress=_progress(),
+                   executor=meta.get("executor", "local"), address=meta.get("address"),
+                   shard_rows=meta.get("shard_rows") or DEFAULT_SHARD_ROWS,
                    source_options={"id_column": id_column, **source_options})
+
+
+def _remember(ctx, param, value):
+    ctx.meta[param.name] = value
+    return value
+
+
+def executor_options(command):
+    """``--executor``, ``--address`` and ``--shard-rows``: where a command's shards, seeds
+    and cells run (kept in the click context for :func:`_context`)."""
+    for option in reversed([
+        click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+                     show_default=True, expose_value=False, callback=_remember,
+                     help="Run shards, seeds and cells here (local) or on Ray."),
+        click.option("--address", expose_value=False, callback=_remember,
+                     help="With --executor ray: the cluster to join (e.g. HOST:6379); "
+                     "without it a local Ray instance runs for the command."),
+        click.option("--shard-rows", type=click.IntRange(min=1), expose_value=False,
+                     callback=_remember,
+                     help=f"Rows per shard (default {DEFAULT_SHARD_ROWS:,}).")]):
+        command = option(command)
+    return command
 
 
 @cli.command()
@@ -76,27 +102,43 @@ def _context(data, out, *, id_column="id", text_column="text", workers=1, batch_
 @click.option("--workers", "-j", default=1, show_default=True,
               help="Processes (0: one per CPU).")
 @click.option("--batch-size", type=int, default=None, help="Examples per batch.")
+@click.option("--single-file", is_flag=True,
+              help="Also merge each table into one file, OUTPUT/<scorer>.parquet.")
+@executor_options
 @data_options
-def score(data, scorers, output, workers, batch_size, id_column, text_column, max_doc_bytes,
-          on_oversize):
-    """Score DATA with one or more scorers; write one Parquet table per scorer.
+def score(data, scorers, output, workers, batch_size, single_file, id_column, text_column,
+          max_doc_bytes, on_oversize):
+    """Score DATA with one or more scorers; write a sharded table per scorer,
+    OUTPUT/<scorer>/<shard>.parquet.
+
+    Each shard is committed as it finishes: a run that is stopped (Ctrl-C, kill, a lost
+    node) and started again with the same arguments scores only the shards left.
 
     \b
     curate score docs.jsonl.gz -s gopher_quality -s gopher_repetition -o scores/
     curate score 'shards/*.parquet' -s minhash:ngram=5,bands=16 -s langid -j 2 -o scores/
     curate score docs.jsonl -s fasttext_quality:model=quality.bin -o scores/
+    curate score 'web/*.jsonl.gz' -s gopher_quality --executor ray --address HEAD:6379 \\
+        -o /shared/scores/
     """
     from curate.core.registry import make_scorer
+    from curate.scores import merge_scores
     from curate.steps import ScoreStep
 
     ctx = _context(data, output, id_column=id_column, text_column=text_column,
                    workers=workers, batch_size=batch_size, max_doc_bytes=max_doc_bytes,
                    on_oversize=on_oversize, report=click.echo)
-    ctx.force = True  # the command line always scores anew
-    step = ScoreStep([make_scorer(spec) for spec in scorers], folder=".")
-    step.run(ctx)
-    for path in step.outputs(ctx):
-        click.echo(f"wrote {path}")
+    step = ScoreStep([make_scorer(spec) for spec in scorers], folder=".", load=False)
+    record = step.run(ctx)
+    shards = record["shards"]
+    click.echo(f"{shards['total']} shards: {shards['computed']} scored, {shards['reused']} "
+               "already done (scorer x shard)")
+    for name in step._names():
+        folder = Path(output) / name
+        if single_file:
+            click.echo(f"wrote {merge_scores(folder, Path(output) / f'{name}.parquet')}")
+        else:
+            click.echo(f"wrote {folder}/")
 
 
 @cli.command(name="filter")
@@ -250,7 +292,10 @@ def apply(data, selection, output, rejected, everything, tag_as, tag_format, tra
               help="Run folder (default: runs/<recipe name>).")
 @click.option("--workers", "-j", type=int, help="Processes (overrides the recipe).")
 @click.option("--force", is_flag=True, help="Recompute every step instead of reusing.")
-def run(recipe, out, workers, force):
+@click.option("--executor", type=click.Choice(["local", "ray"]),
+              help="Where shards, seeds and cells run (overrides the recipe).")
+@click.option("--address", help="With --executor ray: the cluster to join.")
+def run(recipe, out, workers, force, executor, address):
     """Validate and run a YAML recipe; reuse finished steps; write a manifest.
 
     \b
@@ -260,7 +305,7 @@ def run(recipe, out, workers, force):
     from curate.recipe import RecipeRun
 
     runner = RecipeRun(recipe, out, workers=workers, force=force, progress=_progress(),
-                       log=click.echo)
+                       log=click.echo, executor=executor, address=address)
     manifest = runner.run()
     click.echo(f"done in {manifest['total_seconds']:.1f}s; manifest: "
                f"{runner.out / 'manifest.json'}")
@@ -396,7 +441,7 @@ def _experiment_options(command):
                      help="Processes for the runs."),
         click.option("--output", "-o", required=True, type=click.Path(file_okay=False))]):
         command = option(command)
-    return command
+    return executor_options(command)
 
 
 @experiment.command(name="prune-sweep")
@@ -485,6 +530,7 @@ def _run_experiment(kind, data, test_data, output, seeds, workers, train, params
     check(kind, params, selection=selection is not None)
     step = ExperimentStep(kind, test_data, train, seeds=seeds, output=".", params=params)
     ctx = _context(data, output, workers=workers)
+    ctx.make_executor()
     if selection is not None:
         from curate.experiment.methods import read_selection
 
@@ -493,7 +539,8 @@ def _run_experiment(kind, data, test_data, output, seeds, workers, train, params
         from curate.scores import load_scores
 
         ctx.scores = load_scores(score_paths)
-    record = step.run(ctx)
+    with ctx.executor:
+        record = step.run(ctx)
     runs = record["runs"]
     click.echo(f"{runs['trained']} runs trained, {runs['reused']} reused, in "
                f"{step.result.seconds:.1f}s; report: {Path(output) / 'report.md'}")
@@ -529,7 +576,7 @@ def _lm_options(command):
                      help="Processes for the runs (one torch thread each)."),
         click.option("--output", "-o", required=True, type=click.Path(file_okay=False))]):
         command = option(command)
-    return command
+    return executor_options(command)
 
 
 def _lm_config(tokens, size, context, batch_size, lr, eval_every, eval_tokens, precision,
@@ -662,6 +709,7 @@ def _named_predicate(option: str, value: str, label: str) -> tuple[str, str]:
 @click.option("--workers", "-j", default=1, show_default=True,
               help="Processes for the runs (one torch thread each).")
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False))
+@executor_options
 def repetition_cmd(data, test_data, tokens, steps, epoch_grid, pools, mixes, pairs,
                    score_paths, tolerance, no_calibration, pool_seed, model, size,
                    model_params, context, batch_size, lr, optimizer, eval_tokens, precision,

@@ -1,9 +1,14 @@
-"""Executors run scorers over a source's batches.
+"""Executors run picklable functions over tasks; they know nothing about scoring.
 
-An executor only knows how to map a picklable function over Arrow batches and
-hand the results back in order (:meth:`Executor.map_batches`); everything about
-scoring lives in :func:`score_source`. A Ray executor therefore needs only its own
-``map_batches`` (e.g. over Ray Data blocks) and touches no scorer.
+* :meth:`Executor.map_batches` maps a function over Arrow batches and hands the results
+  back in order: :func:`score_source` scores an in-memory source with it.
+* :meth:`Executor.map_unordered` runs one task per item (a shard of the source) and
+  hands each result back as it finishes: :func:`curate.sharded.score_to_folder` writes
+  sharded, resumable score tables with it. A task writes its own outputs, so the order
+  in which results arrive decides nothing.
+
+:class:`LocalExecutor` runs in this process or a pool of processes;
+:class:`curate.ray_executor.RayExecutor` runs on a Ray cluster (:func:`make_executor`).
 """
 
 from __future__ import annotations
@@ -19,13 +24,56 @@ from curate.core.processes import guard_worker, signals_held, stop_pool
 from curate.core.scorer import Scorer
 from curate.io import DEFAULT_BATCH_SIZE, Source
 
+#: Executor names accepted by :func:`make_executor` (``--executor``, ``executor:``).
+EXECUTORS = ("local", "ray")
+
 
 class Executor:
-    """Maps a function over batches, yielding results in input order."""
+    """Maps functions over batches or tasks. ``name`` is what manifests record."""
+
+    name = ""
 
     def map_batches(self, fn: Callable, batches: Iterable, *, setup: Callable | None = None,
                     setup_args: tuple = ()) -> Iterator:  # pragma: no cover - abstract
+        """Yield ``fn(batch)`` for every batch, in input order."""
         raise NotImplementedError
+
+    def map_unordered(self, fn: Callable, tasks: list, *, setup: Callable | None = None,
+                      setup_args: tuple = ()) -> Iterator:  # pragma: no cover - abstract
+        """Yield ``(i, fn(tasks[i]))`` for every task as it finishes; ``setup(*setup_args)``
+        runs once in each worker first."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def make_executor(name: str | Executor | None = "local", *, workers: int | None = 1,
+                  address: str | None = None) -> Executor:
+    """The executor called ``name`` (``"local"`` or ``"ray"``), or ``name`` itself when it is
+    one already.
+
+    Args:
+        workers: local processes, or Ray workers (None or 0: as many as the cluster has
+            CPUs, less one for the driver).
+        address: a running Ray cluster to join (``ray://host:10001`` or ``host:6379``);
+            None starts a local Ray instance for the run.
+    """
+    if isinstance(name, Executor):
+        return name
+    name = name or "local"
+    if name == "local":
+        if address is not None:
+            raise CurateError("--address joins a Ray cluster: give it with --executor ray")
+        return LocalExecutor(workers)
+    if name == "ray":
+        from curate.ray_executor import RayExecutor
+
+        return RayExecutor(address=address, workers=workers or None)
+    raise CurateError(f"unknown executor {name!r}; expected one of {', '.join(EXECUTORS)}")
 
 
 class LocalExecutor(Executor):
@@ -40,9 +88,39 @@ class LocalExecutor(Executor):
     rather than finishing the batches in flight.
     """
 
+    name = "local"
+
     def __init__(self, workers: int | None = 1, max_in_flight: int = 2):
         self.workers = workers or os.cpu_count() or 1
         self.max_in_flight = max_in_flight
+
+    def map_unordered(self, fn, tasks, *, setup=None, setup_args=()):
+        tasks = list(tasks)
+        if self.workers == 1 or len(tasks) <= 1:
+            if setup is not None:
+                setup(*setup_args)
+            for i, task in enumerate(tasks):
+                yield i, fn(task)
+            return
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        pool = ProcessPoolExecutor(min(self.workers, len(tasks)), initializer=_start_worker,
+                                   initargs=(os.getpid(), setup, setup_args))
+        waiting = collections.deque(enumerate(tasks))
+        running: dict = {}
+        try:
+            while waiting or running:
+                while waiting and len(running) < self.workers * self.max_in_flight:
+                    i, task = waiting.popleft()
+                    with signals_held():
+                        running[pool.submit(fn, task)] = i
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield running.pop(future), future.result()
+        except BaseException:
+            stop_pool(pool)
+            raise
+        pool.shutdown()
 
     def map_batches(self, fn, batches, *, setup=None, setup_args=()):
         if self.workers == 1:

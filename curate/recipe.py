@@ -41,6 +41,7 @@ from curate.core.errors import CurateError
 from curate.core.hashing import file_hash
 from curate.core.registry import FILTERS, accepted, load_plugins, parse_value
 from curate.io import DEFAULT_MAX_DOC_BYTES, write_text
+from curate.io.shards import DEFAULT_SHARD_ROWS
 from curate.recipe_schema import STEPS, check_mapping, read_yaml, validate, where
 from curate.steps import (
     ApplyStep,
@@ -73,7 +74,8 @@ class RecipeRun:
     """One execution of a recipe file into a run folder (built and validated on init)."""
 
     def __init__(self, recipe_path, out_dir=None, *, workers: int | None = None,
-                 force: bool = False, progress: bool = False, log=print):
+                 force: bool = False, progress: bool = False, log=print,
+                 executor: str | None = None, address: str | None = None):
         self.path = Path(recipe_path)
         self.recipe = read_yaml(self.path)
         validate(self.path, self.recipe)
@@ -95,8 +97,15 @@ class RecipeRun:
                            text_column=src.get("text_column", "text"),
                            workers=workers or self.recipe.get("workers", 1),
                            batch_size=self.recipe.get("batch_size"),
+                           executor=executor or self.recipe.get("executor", "local"),
+                           address=address or self.recipe.get("address"),
+                           shard_rows=self.recipe.get("shard_rows", DEFAULT_SHARD_ROWS),
                            seed=self.recipe.get("seed", 0), force=force, progress=progress,
                            resolve=self._input)
+        try:
+            self.ctx.make_executor()
+        except CurateError as exc:
+            raise CurateError(f"{where(self.path, self.recipe, 'executor')}: {exc}") from None
         self.steps = [self._build(number, step)
                       for number, step in enumerate(self.recipe["steps"], start=1)]
         self._check_order()
@@ -235,14 +244,16 @@ class RecipeRun:
         self.out.mkdir(parents=True, exist_ok=True)
         source = self.ctx.open()
         next(source.iter_batches(1))  # reads one row: sets ids_assigned, checks columns
-        records = run_steps(self.steps, self.ctx, log=self.log)
+        with self.ctx.make_executor():  # one executor (one Ray instance) for every step
+            records = run_steps(self.steps, self.ctx, log=self.log)
         first = next(iter(self.ctx.scores.values()), None)
         skipped = sum(r.get("skipped_oversize", 0) for r in records)
         manifest = {"recipe": {"path": str(self.path), "sha": file_hash(self.path),
                                "name": self.recipe.get("name"),
                                "description": self.recipe.get("description")},
                     "versions": versions(), "seed": self.ctx.seed,
-                    "workers": self.ctx.workers,
+                    "workers": self.ctx.workers, "executor": self.ctx.executor.name,
+                    "shard_rows": self.ctx.shard_rows,
                     "plugins": list(self.recipe.get("plugins", [])),
                     "source": {**source.describe(), "fingerprint":
                                self.ctx.source_fingerprint(),

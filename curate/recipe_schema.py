@@ -69,6 +69,7 @@ STR, INT, NUM, BOOL, LIST = str, int, (int, float), bool, list
 
 TOP = {"name": (STR, False), "description": (STR, False), "source": ((str, dict), True),
        "seed": (INT, False), "workers": (INT, False), "batch_size": (INT, False),
+       "executor": (STR, False), "address": (STR, False), "shard_rows": (INT, False),
        "plugins": (LIST, False), "allow_outside_outputs": (BOOL, False),
        "steps": (LIST, True)}
 SOURCE = {"path": (STR, True), "id_column": (STR, False), "text_column": (STR, False),

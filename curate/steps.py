@@ -33,6 +33,7 @@ from curate.core.hashing import file_hash, fingerprint, table_hash
 from curate.core.registry import EXPERIMENTS, SCORERS, accepted, build, make_scorer
 from curate.core.scorer import FittedScorer, Scorer
 from curate.core.tables import counts, join_scores, new_selection
+from curate.io.shards import DEFAULT_SHARD_ROWS
 
 
 @dataclass
@@ -47,6 +48,10 @@ class Context:
         text_column: the text column scorers read (default ``"text"``).
         workers, batch_size, seed: execution settings (``seed`` seeds filters and fits
             that take one and were given none).
+        executor: where score steps run their shards: ``"local"`` (default, ``workers``
+            processes), ``"ray"``, or an :class:`curate.executor.Executor`.
+        address: the Ray cluster to join (``executor="ray"``; None starts a local one).
+        shard_rows: rows per shard of the source (see :mod:`curate.io.shards`).
         force: recompute every step instead of reusing finished ones.
         resolve: maps an input spec to a path (recipes resolve relative to the recipe
             file, or to the run folder for files the run produced).
@@ -61,6 +66,9 @@ class Context:
     text_column: str = "text"
     workers: int = 1
     batch_size: int | None = None
+    executor: object = "local"
+    address: str | None = None
+    shard_rows: int = DEFAULT_SHARD_ROWS
     seed: int = 0
     force: bool = False
     progress: bool = False
@@ -94,6 +102,15 @@ class Context:
             return path.relative_to(self.out).as_posix()
         except ValueError:
             return str(path)
+
+    def make_executor(self):
+        """The executor of this run (see ``executor``), built once: a run that enters it
+        around all its steps (a Ray instance started once) shares it with every step."""
+        from curate.executor import make_executor
+
+        self.executor = make_executor(self.executor, workers=self.workers,
+                                      address=self.address)
+        return self.executor
 
     def joined(self) -> pa.Table:
         if not self.scores:
@@ -244,22 +261,25 @@ def _texts(ctx: Context, spec: str) -> list[str]:
 
 # -- score --------------------------------------------------------------------------------
 class ScoreStep(Step):
-    """Score the source with registered scorers; write ``<folder>/<scorer>.parquet``.
+    """Score the source with registered scorers; write a sharded table per scorer,
+    ``<folder>/<scorer>/<shard>.parquet`` (see :mod:`curate.scores`).
 
     Args:
         scorers: ``(name, params)`` pairs or scorer objects. A parameter value that is a
             file produced by an earlier step (a fit step's model) is resolved by
             ``ctx.resolve`` when the step runs.
         folder: where the tables go, relative to the run folder (default ``scores``).
+        load: put the tables in ``ctx.scores`` for later steps (default True; ``curate
+            score`` has no later steps and leaves them on disk).
 
-    Each table is reused when its file holds the same fingerprint (source, scorer,
-    parameters, model file hash, curate version), so a re-run recomputes only what
-    changed.
+    Shards run on ``ctx``'s executor. A shard whose commit holds the same fingerprint
+    (source, scorer, parameters, model file hash, shard plan, curate version) is reused,
+    so a re-run, or a run resumed after it was killed, computes only what is missing.
     """
 
     kind = "score"
 
-    def __init__(self, scorers: list, folder: str | Path = "scores"):
+    def __init__(self, scorers: list, folder: str | Path = "scores", load: bool = True):
         self.specs = [s if isinstance(s, Scorer) else (s[0], dict(s[1])) for s in scorers]
         if not self.specs:
             raise CurateError("a score step needs at least one scorer")
@@ -267,6 +287,7 @@ class ScoreStep(Step):
         if len(set(names)) != len(names):
             raise CurateError(f"a scorer is listed twice: {', '.join(names)}")
         self.folder = Path(folder)
+        self.load = load
         for spec in self.specs:  # validate parameters now, before anything runs
             if not isinstance(spec, Scorer):
                 name, params = spec
@@ -291,49 +312,60 @@ class ScoreStep(Step):
         # two run folders compare byte for byte.
         return {"scorers": [_scorer_config(s, ctx) for s in self.specs],
                 "folder": str(self.folder), "text_column": ctx.text_column,
-                "source_options": _plain_options(ctx)}
+                "source_options": _plain_options(ctx), "shard_rows": ctx.shard_rows}
 
     def outputs(self, ctx):
-        return [self._path(ctx, s.name if isinstance(s, Scorer) else s[0]) for s in self.specs]
+        from curate.scores import TABLE_FILE
+
+        return [self._path(ctx, name) / TABLE_FILE for name in self._names()]
+
+    def _names(self) -> list[str]:
+        return [s.name if isinstance(s, Scorer) else s[0] for s in self.specs]
 
     def _path(self, ctx, name: str) -> Path:
-        return ctx.out / self.folder / f"{name}.parquet"
+        return ctx.out / self.folder / name
 
     def run(self, ctx):
-        from curate.executor import LocalExecutor, score_source
-        from curate.scores import load_scores, read_metadata, save_scores
+        from curate.sharded import score_to_folder
 
-        todo, reused = [], []
-        for spec, scorer in zip(self.specs, self.build(ctx)):
-            fp = fingerprint([ctx.source_fingerprint(), _scorer_config(spec, ctx),
-                              ctx.text_column, _plain_options(ctx), curate.__version__])
-            path = self._path(ctx, scorer.name)
-            ctx.score_params[scorer.name] = _scorer_config(spec, ctx)["params"]
-            if not ctx.force and path.exists() and read_metadata(path).get("fingerprint") == fp:
-                reused.append(scorer.name)
-                ctx.scores.update(load_scores(path))
-                continue
-            todo.append((scorer, {"fingerprint": fp, "scorer": scorer.name,
-                                  "params": _scorer_config(spec, ctx)["params"],
-                                  "source_fingerprint": ctx.source_fingerprint()}))
-        skipped = 0
-        if todo:
-            source = ctx.open()
-            tables = score_source([s for s, _ in todo], source,
-                                  executor=LocalExecutor(ctx.workers),
-                                  batch_size=ctx.batch_size, progress=ctx.progress)
-            save_scores(tables, ctx.out / self.folder, {s.name: m for s, m in todo})
-            ctx.scores.update(tables)
-            skipped = source.skipped
-        return {"computed": [s.name for s, _ in todo], "reused_scores": reused,
-                "skipped_oversize": skipped, "outputs": [ctx.rel(p) for p in self.outputs(ctx)]}
+        scorers = self.build(ctx)
+        fingerprints, metadata = {}, {}
+        for spec, scorer in zip(self.specs, scorers):
+            config = _scorer_config(spec, ctx)
+            fingerprints[scorer.name] = fingerprint([
+                ctx.source_fingerprint(), config, ctx.text_column, _plain_options(ctx),
+                curate.__version__])
+            metadata[scorer.name] = {"fingerprint": fingerprints[scorer.name],
+                                     "scorer": scorer.name, "params": config["params"],
+                                     "source_fingerprint": ctx.source_fingerprint()}
+            ctx.score_params[scorer.name] = config["params"]
+            if ctx.force and self._path(ctx, scorer.name).exists():
+                import shutil
+
+                shutil.rmtree(self._path(ctx, scorer.name))
+        source = ctx.open()
+        with ctx.make_executor() as executor:
+            report = score_to_folder(scorers, source, ctx.out / self.folder,
+                                     executor=executor, shard_rows=ctx.shard_rows,
+                                     batch_size=ctx.batch_size, fingerprints=fingerprints,
+                                     metadata=metadata, progress=ctx.progress)
+        if self.load:
+            self.restore(ctx, None)
+        names = self._names()
+        return {"computed": [n for n in names if report["computed"][n]],
+                "reused_scores": [n for n in names if not report["computed"][n]],
+                "shards": {"total": report["shards"],
+                           "computed": sum(report["computed"].values()),
+                           "reused": sum(report["reused"].values())},
+                "skipped_oversize": report["skipped"],
+                "outputs": [ctx.rel(self._path(ctx, n)) for n in names]}
 
     def restore(self, ctx, record):
         from curate.scores import load_scores
 
-        for spec, path in zip(self.specs, self.outputs(ctx)):
-            ctx.scores.update(load_scores(path))
-            ctx.score_params[path.stem] = _scorer_config(spec, ctx)["params"]
+        for spec, name in zip(self.specs, self._names()):
+            ctx.scores.update(load_scores(self._path(ctx, name)))
+            ctx.score_params[name] = _scorer_config(spec, ctx)["params"]
 
 
 def _plain_options(ctx) -> dict:

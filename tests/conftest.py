@@ -45,3 +45,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """One local Ray instance (2 CPUs) shared by every test that needs Ray; its workers
+    can import the test plugins. Skipped where Ray is not installed."""
+    import os
+    from pathlib import Path
+
+    ray = pytest.importorskip("ray")
+    here = Path(__file__).resolve().parent
+    paths = [str(here / "plugins"), str(here.parent), os.environ.get("PYTHONPATH", "")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                       configure_logging=False)
+    yield context.address_info["address"]
+    ray.shutdown()

@@ -6,6 +6,7 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
+from curate.scores import read_sharded
 from tests.conftest import write_jsonl
 
 
@@ -27,7 +28,9 @@ def test_score_filter_apply_sql(tmp_path, docs_file):
     out = tmp_path / "scores"
     r = curate("score", docs_file, "-s", "exact_dup", "-s", "minhash:ngram=3,seed=1", "-o", out)
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["exact_dup.parquet", "minhash.parquet"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith((".", "_"))) == \
+        ["exact_dup", "minhash"]
+    assert (out / "minhash" / "_table.json").exists()
     r = curate("filter", out, "--where", "NOT exact_dup_duplicate", "--tag", "fr",
                "id = 'fr'", "-o", tmp_path / "sel.parquet")
     assert r.returncode == 0, r.stderr
@@ -104,7 +107,7 @@ def test_inspect_writes_a_quality_card(tmp_path, docs_file):
     assert "| `exact_dup` | 1 | 8.33% |" in card  # one duplicate of twelve
     assert (tmp_path / "card" / "length_histogram.png").read_bytes()[:4] == b"\x89PNG"
     # the scores it computed are kept beside the card and can be given back with --scores
-    assert pq.read_table(tmp_path / "card" / "scores" / "minhash.parquet").num_rows == 12
+    assert read_sharded(tmp_path / "card" / "scores" / "minhash").num_rows == 12
     again = curate("inspect", docs_file, "--scores", tmp_path / "card" / "scores", "-o",
                    tmp_path / "card2")
     assert again.returncode == 0, again.stderr
@@ -118,7 +121,7 @@ def test_fit_saves_a_model_that_score_then_uses(tmp_path, docs_file):
     assert result.returncode == 0, result.stderr
     scored = curate("score", docs_file, "-s", f"perplexity:model={model}", "-o", tmp_path / "s")
     assert scored.returncode == 0, scored.stderr
-    assert pq.read_table(tmp_path / "s" / "perplexity.parquet").num_rows == 12
+    assert read_sharded(tmp_path / "s" / "perplexity").num_rows == 12
     bad = curate("fit", "gopher_quality", "--data", f"texts={docs_file}", "-o", model)
     assert_one_line_error(bad, "scorer 'gopher_quality' has no fit step")
     typo = curate("fit", "perplexity", "--data", f"text={docs_file}", "-o", model)

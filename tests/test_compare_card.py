@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -13,6 +12,7 @@ from curate.cli import cli
 from curate.compare_card import side_labels, write_comparison_card
 from curate.core.errors import CurateError
 from curate.io import Source
+from curate.scores import read_sharded
 from tests.test_cli import assert_one_line_error, curate
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -49,8 +49,8 @@ def test_card_names_both_sides_and_counts_their_documents(compared):
     assert f"| documents | {n_pool:,} | {n_kept:,} | {change} |" in md
     assert "| total bytes (UTF-8) |" in md
     # each side's scores are kept, one row per document of that side
-    assert pq.read_table(out / "scores" / "a" / "exact_dup.parquet").num_rows == n_pool
-    assert pq.read_table(out / "scores" / "b" / "exact_dup.parquet").num_rows == n_kept
+    assert read_sharded(out / "scores" / "a" / "exact_dup").num_rows == n_pool
+    assert read_sharded(out / "scores" / "b" / "exact_dup").num_rows == n_kept
 
 
 def test_the_filtered_side_keeps_everything_its_filter_kept(compared):

@@ -165,9 +165,11 @@ def test_minhash_signature_is_deterministic_for_a_seed(corpus):
 
 def test_minhash_signature_batch_output_is_arrow_fixed_size_list(corpus):
     out = MinHashDup(num_perm=64, bands=8).score_batch(pa.table({"text": corpus[0][:3] + [""]}))
-    assert out.column_names == ["minhash_signature"]
+    assert out.column_names == ["minhash_signature"] + [f"minhash_band{b}" for b in range(8)]
     assert out.schema.field("minhash_signature").type == pa.list_(pa.uint32(), 64)
     assert out.column("minhash_signature").null_count == 1
+    assert out.schema.field("minhash_band0").type == pa.uint64()
+    assert all(out.column(f"minhash_band{b}").null_count == 1 for b in range(8))
 
 
 def test_minhash_estimates_jaccard(corpus):

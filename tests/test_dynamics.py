@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,6 +13,7 @@ from curate.cli import cli
 from curate.core.errors import CurateError
 from curate.core.registry import make_scorer, parse_spec
 from curate.io import Source
+from curate.scores import read_sharded
 from curate.train import TensorData, TrainConfig, make_model, train
 from scorers.dynamics import AUM, EL2N, Cartography, CVLoss, Forgetting, GraNd, Loss, statistics
 from scorers.dynamics.gradients import grad_norms, output_layer
@@ -271,6 +271,6 @@ def test_cli_score_writes_a_parquet_table(tmp_path):
                                       "el2n:model=logreg,epochs=1,seeds=2,batch_size=64",
                                       "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    table = pq.read_table(tmp_path / "el2n.parquet")
+    table = read_sharded(tmp_path / "el2n")
     assert table.column_names[:3] == ["id", "el2n", "el2n_std"]
     assert table.num_rows == 179

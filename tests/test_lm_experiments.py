@@ -12,6 +12,7 @@ from curate.core.errors import CurateError
 from curate.core.registry import EXPERIMENTS
 from curate.core.tables import new_selection
 from curate.io import Source
+from curate.scores import read_sharded
 from tests.test_cli import assert_one_line_error, curate
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -81,7 +82,7 @@ def test_text_ablation_generations_score_like_a_dataset(corpus, tmp_path):
     scored = curate("score", tmp_path / "generations.parquet", "-s", "gopher_quality",
                     "-o", out)
     assert scored.returncode == 0, scored.stderr
-    assert pa.parquet.read_table(out / "gopher_quality.parquet").num_rows == 6
+    assert read_sharded(out / "gopher_quality").num_rows == 6
 
 
 def test_text_ablation_checks_its_pools_before_reading(corpus, tmp_path):

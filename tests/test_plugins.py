@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from curate.scores import read_sharded
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -35,7 +37,7 @@ def test_readme_plugin_package_works_from_the_cli_and_a_recipe(tmp_path):
     for line in blocks["commands"].strip().splitlines():
         result = subprocess.run(line.split(), cwd=work, env=env, capture_output=True, text=True)
         assert result.returncode == 0, (line, result.stderr)
-    words = pq.read_table(work / "wc" / "word_count.parquet").column("word_count_words")
+    words = read_sharded(work / "wc" / "word_count").column("word_count_words")
     selection = pq.read_table(work / "sel.parquet")
     kept = selection.column("keep").to_pylist()
     assert sum(kept) == sum(w >= 100 for w in words.to_pylist())
@@ -63,7 +65,7 @@ def test_a_module_plugin_needs_the_explicit_opt_in(tmp_path):
     with_opt_in = subprocess.run(["curate", "--plugin", "myplugin", *base[1:]], env=env,
                                  capture_output=True, text=True)
     assert with_opt_in.returncode == 0, with_opt_in.stderr
-    assert pq.read_table(tmp_path / "o" / "chars.parquet").num_rows == 2000
+    assert read_sharded(tmp_path / "o" / "chars").num_rows == 2000
     missing = subprocess.run(["curate", "--plugin", "no_such_module", *base[1:]], env=env,
                              capture_output=True, text=True)
     assert missing.returncode == 2

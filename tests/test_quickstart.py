@@ -43,7 +43,7 @@ def test_quickstart_accounts_for_every_document(runs):
 def test_two_runs_are_byte_identical(runs):
     base, _, _ = runs
     first, second = _files(base / "a"), _files(base / "b")
-    assert "kept.jsonl.gz" in first and "scores/minhash.parquet" in first
+    assert "kept.jsonl.gz" in first and "scores/minhash/00000.parquet" in first
     assert first.keys() == second.keys()
     assert [name for name in first if first[name] != second[name]] == []
 

@@ -9,7 +9,10 @@ prefixed by the scorer's name (``gopher_quality_keep``, ``fasttext_quality_hq``)
   pure, deterministic and picklable so that any executor can run it.
 * A scorer that needs the whole corpus (deduplication) also overrides
   ``finalize``: the executor concatenates the per-batch outputs, adds the ``id``
-  column, and hands that table to ``finalize`` once.
+  column, and hands that table to ``finalize`` once. A sharded run instead hands the
+  per-shard tables to ``finalize_parts`` (:class:`curate.core.parts.Parts`), which by
+  default reads them all and calls ``finalize``; the dedup scorers override it to read
+  one column at a time, so memory grows by a few bytes per document, not by the scores.
 * A scorer that must see the whole dataset at once in memory (training-dynamics
   scores, which train models on it) sets ``needs_whole_dataset = True`` and
   implements ``score_dataset(table)`` instead of ``score_batch``: the executor
@@ -34,10 +37,12 @@ instead of guessing from names or module paths:
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 
 import pyarrow as pa
 
 from curate.core.errors import CurateError
+from curate.core.parts import Parts
 
 #: Scorer kinds.
 KINDS = ("rule", "model", "dedup", "dynamics")
@@ -116,6 +121,20 @@ class Scorer:
     def finalize(self, scores: pa.Table) -> pa.Table:
         """Whole-corpus step over the concatenated scores (with ``id``). Default: none."""
         return scores
+
+    def finalize_parts(self, parts: Parts) -> Iterator[pa.Table]:
+        """The whole-corpus step over per-shard scores: one output table per part, in order.
+
+        Default: ``finalize`` of every part concatenated, cut back into parts.
+        """
+        yield from parts.split(self.finalize(parts.read_all()))
+
+    @property
+    def finalizes(self) -> bool:
+        """Whether this scorer has a whole-corpus step (``finalize`` or ``finalize_parts``)."""
+        cls = type(self)
+        return (cls.finalize is not Scorer.finalize
+                or cls.finalize_parts is not Scorer.finalize_parts)
 
     def transform(self, texts: list[str]) -> list[str]:
         """Rewrite texts (only scorers that clean text override this)."""

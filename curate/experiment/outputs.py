@@ -8,8 +8,6 @@ so a killed run never leaves half a file, and a re-run replaces them whole.
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,19 +51,3 @@ def write_result(result, out_dir) -> Path:
     return ``result.report`` (the report's path)."""
     result.report = write_outputs(out_dir, result.tables(), result.figures(), result.markdown())
     return result.report
-
-
-@contextlib.contextmanager
-def output_folder(out_dir):
-    """Make ``out_dir`` (and its parents) for an experiment; if the experiment fails inside
-    the block and the folder did not exist before, remove it again, so that a mistake
-    found while preparing (a bad pool, too little data) leaves no half-made output."""
-    out = Path(out_dir)
-    existed = out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        yield out
-    except BaseException:
-        if not existed:
-            shutil.rmtree(out, ignore_errors=True)
-        raise

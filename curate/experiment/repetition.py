@@ -44,8 +44,9 @@ import pyarrow as pa
 
 from curate.core.errors import CurateError
 from curate.experiment.cells import as_train_config, seed_list
-from curate.experiment.outputs import ExperimentResult, output_folder, write_result
+from curate.experiment.outputs import ExperimentResult, write_result
 from curate.experiment.text import batches_of, describe, text_bytes
+from curate.io.writers import output_folder
 
 DEFAULT_EPOCHS = (1, 2, 4, 8, 16, 32, 64)
 POOL_KEYS = ("name", "where", "selection", "mix", "epochs", "heldout")

@@ -19,21 +19,32 @@ from curate.io.formats import MIB, Part, one_line
 CSV_BLOCK_SIZE = 4 * MIB
 
 
-def _jsonl_batches(path: Path, batch_size: int, columns, text_column: str):
-    """Parse JSONL line by line so that every error names its file and line."""
+def _jsonl_batches(path: Path, batch_size: int, columns, text_column: str, start: int = 0,
+                   stop: int | None = None):
+    """Parse JSONL line by line so that every error names its file and line.
+
+    Rows are the non-blank lines; rows before ``start`` are skipped without being parsed
+    and reading ends at row ``stop`` (None: the end of the file).
+    """
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     rows: list[dict] = []
     lines: list[int] = []
+    number = -1  # of the row, counting the non-blank lines from 0
     try:
         with opener(path, "rb") as fh:
             for lineno, raw in enumerate(fh, start=1):
+                if raw.isspace():
+                    continue
+                number += 1
+                if number < start:
+                    continue
+                if stop is not None and number >= stop:
+                    break
                 try:
                     line = raw.decode("utf-8").rstrip("\r\n")
                 except UnicodeDecodeError as exc:
                     raise CurateError(f"{path}:{lineno}: invalid UTF-8 byte at column "
                                       f"{exc.start + 1}; expected UTF-8 text") from None
-                if not line.strip():
-                    continue
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
@@ -137,36 +148,63 @@ def _type_clash(path, lines, name, values, text_column, exc) -> str:
             f"but earlier lines hold {_kind_of_type(before)}; a column needs one type")
 
 
-def _parquet_batches(path: Path, batch_size: int, columns, text_column: str):
+def _parquet_file(path: Path):
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path)
+        return pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise CurateError(f"{path}: not a readable Parquet file: {one_line(exc)}") from None
+
+
+def _parquet_batches(path: Path, batch_size: int, columns, text_column: str, start: int = 0,
+                     stop: int | None = None):
+    """Rows ``start`` to ``stop`` (None: the end); only the row groups holding them are read."""
+    pf = _parquet_file(path)
     names = pf.schema_arrow.names
     cols = None if columns is None else [c for c in columns if c in names]
-    row = 0
+    meta = pf.metadata
+    stop = meta.num_rows if stop is None else min(stop, meta.num_rows)
+    groups, first, row = [], None, 0
+    for g in range(meta.num_row_groups):
+        size = meta.row_group(g).num_rows
+        if row + size > start and row < stop:
+            groups.append(g)
+            first = row if first is None else first
+        row += size
+    if not groups:
+        return
+    row = first
     try:
-        for batch in pf.iter_batches(batch_size=batch_size, columns=cols):
-            yield Part(path, pa.Table.from_batches([batch]), first_row=row)
+        for batch in pf.iter_batches(batch_size=batch_size, row_groups=groups, columns=cols):
+            lo, hi = max(start - row, 0), min(stop - row, batch.num_rows)
+            if hi > lo:
+                yield Part(path, pa.Table.from_batches([batch.slice(lo, hi - lo)]),
+                           first_row=row + lo)
             row += batch.num_rows
     except (pa.ArrowInvalid, OSError) as exc:
         raise CurateError(f"{path}: cannot read row {row} on: {one_line(exc)}") from None
 
 
-def _csv_batches(path: Path, batch_size: int, columns, text_column: str):
+def _csv_batches(path: Path, batch_size: int, columns, text_column: str, start: int = 0,
+                 stop: int | None = None):
     """CSV with quoted newlines inside values (as pandas ``to_csv`` writes multi-line
     text); the text column is always read as strings. A row longer than the block the
-    reader parses at a time makes it start again with a larger block."""
+    reader parses at a time makes it start again with a larger block. Rows ``start`` to
+    ``stop`` (None: the end)."""
     if path.stat().st_size == 0:
         return
-    block, done = CSV_BLOCK_SIZE, 0
+    block, done = CSV_BLOCK_SIZE, start
     while True:
         try:
             for part in _csv_parts(path, batch_size, columns, text_column, block, done):
-                done += part.table.num_rows
-                yield part
+                if stop is not None and part.first_row + part.table.num_rows > stop:
+                    part.table = part.table.slice(0, max(stop - part.first_row, 0))
+                if part.table.num_rows:
+                    done += part.table.num_rows
+                    yield part
+                if stop is not None and done >= stop:
+                    return
             return
         except pa.ArrowInvalid as exc:
             if "straddl" not in str(exc) or block >= 1 << 30:
@@ -207,17 +245,45 @@ def _csv_parts(path: Path, batch_size: int, columns, text_column: str, block: in
         yield Part(path, pa.Table.from_batches(pending), first_row=row)
 
 
-def _arrow_batches(path: Path, batch_size: int, columns, text_column: str):
+def _arrow_table(path: Path) -> pa.Table:
     with pa.memory_map(str(path)) as source:
         try:
-            table = pa.ipc.open_stream(source).read_all()
+            return pa.ipc.open_stream(source).read_all()
         except pa.ArrowInvalid:
-            table = pa.ipc.open_file(source).read_all()
+            return pa.ipc.open_file(source).read_all()
+
+
+def _arrow_batches(path: Path, batch_size: int, columns, text_column: str, start: int = 0,
+                   stop: int | None = None):
+    table = _arrow_table(path)
     if columns is not None:
         table = table.select([c for c in columns if c in table.column_names])
-    for start in range(0, table.num_rows, batch_size):
-        yield Part(path, table.slice(start, batch_size), first_row=start)
+    stop = table.num_rows if stop is None else min(stop, table.num_rows)
+    for first in range(start, stop, batch_size):
+        yield Part(path, table.slice(first, min(batch_size, stop - first)), first_row=first)
 
 
+#: Format -> reader ``(path, batch_size, columns, text_column, start=0, stop=None)``
+#: yielding :class:`Part` batches of the file's rows ``start`` to ``stop``.
 READERS = {"jsonl": _jsonl_batches, "parquet": _parquet_batches, "csv": _csv_batches,
-            "arrow": _arrow_batches}
+           "arrow": _arrow_batches}
+
+
+def count_rows(path: Path, fmt: str) -> int:
+    """Rows of a data file as its reader counts them (JSONL: the non-blank lines).
+
+    Parquet reads only the footer; JSONL and CSV read the file once, JSONL without
+    parsing it.
+    """
+    if fmt == "parquet":
+        return _parquet_file(path).metadata.num_rows
+    if fmt == "arrow":
+        return _arrow_table(path).num_rows
+    if fmt == "jsonl":
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        try:
+            with opener(path, "rb") as fh:
+                return sum(1 for raw in fh if not raw.isspace())
+        except (OSError, EOFError, zlib.error) as exc:
+            raise CurateError(f"{path}: cannot read: {one_line(exc)}") from None
+    return sum(part.table.num_rows for part in _csv_batches(path, 1 << 16, [], ""))

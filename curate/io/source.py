@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import copy
 import glob as globlib
 import os
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from curate.io.formats import (
 from curate.io.memory import to_arrow
 from curate.io.readers import READERS, shorten, value_kind
 from curate.io.schema import StreamSchema, concat_tables
+from curate.io.shards import Shard
 
 
 class Source:
@@ -77,6 +79,7 @@ class Source:
         self.skipped = 0
         self.skipped_at: list[str] = []
         self.in_memory: pa.Table | None = None
+        self.shard: Shard | None = None
         self.kind = "path"
         self.files: list[Path] = []
         self.spec = data if isinstance(data, str) else type(data).__name__
@@ -174,8 +177,8 @@ class Source:
         self.skipped, self.skipped_at = 0, []
         seen_ids: dict = {}
         self._segments: list[tuple[int, Part]] = []
-        position = 0
-        empty = True
+        position = 0 if self.shard is None else self.shard.position
+        empty = self.shard is None
         current = None
         for part in self._raw_batches(batch_size, want):
             table = part.table
@@ -198,6 +201,8 @@ class Source:
             position += raw_rows
             if table.num_rows:
                 yield table
+        if self.shard is not None:  # the shard plan checks the whole source
+            return
         if empty:
             origin = self.files[0] if len(self.files) == 1 else self.spec
             raise CurateError(f"{origin}: dataset is empty: expected at least one example")
@@ -205,6 +210,21 @@ class Source:
             raise CurateError(f"{self.spec}: no examples left: {self.skipped_report()}")
         if self.skipped and self.report is not None:
             self.report(self.skipped_report())
+
+    def for_shard(self, shard: Shard, ids_assigned: bool, first_file: str | None) -> Source:
+        """A view of this source that reads only ``shard`` (a row range of one file, or of
+        the in-memory table), whose first row has position ``shard.position``.
+
+        ``ids_assigned`` and ``first_file`` come from the shard plan, which read the first
+        file: the view checks that its file has ids if and only if that one had. Ids are
+        checked unique within the shard; an empty shard is not an error (the executor
+        checks the whole source).
+        """
+        view = copy.copy(self)
+        view.shard, view.ids_assigned, view._first_file = shard, ids_assigned, first_file
+        if shard.file is not None:
+            view.files = [Path(shard.file)]
+        return view
 
     def read_all(self, columns: list[str] | None = None) -> pa.Table:
         return concat_tables(list(self.iter_batches(columns=columns)))
@@ -320,16 +340,19 @@ class Source:
         return part.at(position - start)
 
     def _raw_batches(self, batch_size: int, want: list[str] | None) -> Iterator[Part]:
+        start, stop = (0, None) if self.shard is None else (self.shard.start, self.shard.stop)
         if self.in_memory is not None:
             table = self.in_memory
             if want is not None:
                 table = table.select([c for c in want if c in table.column_names])
-            for start in range(0, table.num_rows, batch_size):
-                yield Part(self.spec, table.slice(start, batch_size), first_row=start)
+            stop = table.num_rows if stop is None else stop
+            for first in range(start, stop, batch_size):
+                yield Part(self.spec, table.slice(first, min(batch_size, stop - first)),
+                           first_row=first)
             return
         for path in self.files:
             reader = READERS[format_of(path)]
-            for part in reader(path, batch_size, want, self.text_column):
+            for part in reader(path, batch_size, want, self.text_column, start, stop):
                 # Raw batches are kept in a list by _check_unique: keep only the rows'
                 # locations, not their data.
                 yield part

@@ -18,6 +18,29 @@ from curate.io.formats import format_of
 from curate.io.schema import conform_table, unify_schemas
 
 
+@contextlib.contextmanager
+def output_folder(out_dir, remove_on: tuple = (BaseException,)):
+    """Make ``out_dir`` (and its parents); if the block raises one of ``remove_on`` and the
+    folder did not exist (or was empty) before, empty it again, so that a mistake found
+    part-way (bad input, a bad parameter) leaves no half-made output."""
+    out = Path(out_dir)
+    fresh = not out.exists() or not any(out.iterdir())
+    existed = out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        yield out
+    except remove_on:
+        if fresh:
+            import shutil
+
+            if existed:
+                for child in out.iterdir():
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+            else:
+                shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
 def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_path(path) as tmp:

@@ -52,8 +52,17 @@ def map_processes(fn, jobs, workers: int = 1):
     The processes ignore SIGINT and die with this process, even when it is killed with
     SIGKILL; when the caller is interrupted, fails or stops iterating, they are stopped
     at once instead of running the jobs left.
+
+    While a cluster executor is active (:func:`curate.core.tasks.active`), the jobs run
+    there as tasks of one CPU each instead, whatever ``workers`` is.
     """
+    from curate.core import tasks
+
     jobs = list(jobs)
+    runner = tasks.active()
+    if runner is not None and jobs:
+        yield from runner.map_tasks(fn, jobs)
+        return
     if workers > 1 and len(jobs) > 1:
         pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
                                    mp_context=get_context("spawn"),

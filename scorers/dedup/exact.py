@@ -12,7 +12,7 @@ import xxhash
 from curate.core.registry import register_scorer
 from curate.core.scorer import EASIER, Scorer
 from curate.core.validate import choice, string
-from scorers.dedup.clusters import cluster_columns, replace_columns, representatives
+from scorers.dedup.clusters import ShardedFinalize, cluster_tables, representatives
 
 _SPACES = re.compile(r"\s+")
 _NOT_ALNUM = re.compile(r"[\W_]+")
@@ -40,7 +40,7 @@ NORMALIZATIONS = {
 
 
 @register_scorer
-class ExactDup(Scorer):
+class ExactDup(ShardedFinalize, Scorer):
     """Cluster documents whose normalised texts are identical.
 
     Each text is normalised, encoded as UTF-8 and hashed with xxh3-64; documents
@@ -81,10 +81,11 @@ class ExactDup(Scorer):
                   for t in self.texts(batch)]
         return pa.table({self.col("hash"): pa.array(hashes, pa.uint64())})
 
-    def finalize(self, scores: pa.Table) -> pa.Table:
-        """Cluster equal hashes; the first document of each cluster is kept."""
-        hashes = scores.column(self.col("hash"))
-        reps = representatives(np.asarray(hashes.to_numpy(), dtype=np.uint64))
-        columns = cluster_columns(self.name, reps)
-        columns[self.col("hash")] = hashes
-        return replace_columns(scores, [self.col("hash")], columns)
+    def finalize_parts(self, parts):
+        """Cluster equal hashes over every part; the first document of each cluster (in
+        dataset order) is kept. Memory: about 30 bytes per document."""
+        key = self.col("hash")
+        hashes = np.asarray(parts.column(key).to_numpy(), dtype=np.uint64)
+        reps = representatives(hashes)
+        yield from cluster_tables(self.name, parts, reps, [key],
+                                  lambda i, first, stop: {key: pa.array(hashes[first:stop])})

@@ -25,7 +25,7 @@ def band_key(signatures: np.ndarray, band: int, bands: int) -> np.ndarray:
     return key
 
 
-def candidate_pairs(signatures: np.ndarray, bands: int, rows: np.ndarray) -> np.ndarray:
+def candidate_pairs(band_keys, bands: int, rows: np.ndarray) -> np.ndarray:
     """Pairs of the rows ``rows`` that share a band.
 
     Each row is paired with the first row (smallest position) of every bucket it
@@ -33,7 +33,8 @@ def candidate_pairs(signatures: np.ndarray, bands: int, rows: np.ndarray) -> np.
     keyed one at a time so that memory stays at a few bytes per row.
 
     Args:
-        signatures: shape (N, bands * rows_per_band) uint32.
+        band_keys: ``band_keys(band)`` -> shape (M,) uint64 key of each row of ``rows``
+            in that band (:func:`band_key`).
         bands: number of bands.
         rows: shape (M,) int64 increasing positions of the rows to pair (non-empty texts).
 
@@ -44,7 +45,7 @@ def candidate_pairs(signatures: np.ndarray, bands: int, rows: np.ndarray) -> np.
         return np.zeros((0, 2), np.int64)
     pairs = []
     for band in range(bands):
-        keys = band_key(signatures, band, bands)[rows]
+        keys = band_keys(band)
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
         new_bucket = np.ones(len(order), bool)

@@ -12,13 +12,13 @@ from curate.core.registry import register_scorer
 from curate.core.scorer import EASIER, Scorer
 from curate.core.validate import boolean, non_negative_int, number, positive_int, string
 from scorers.dedup import lsh
-from scorers.dedup.clusters import cluster_columns, replace_columns, representatives
+from scorers.dedup.clusters import ShardedFinalize, cluster_tables, representatives
 from scorers.dedup.shingles import shingle_hashes, word_hashes
 from scorers.dedup.signatures import EMPTY, minhash, permutations
 
 
 @register_scorer
-class MinHashDup(Scorer):
+class MinHashDup(ShardedFinalize, Scorer):
     """Cluster documents whose word n-gram sets have a high Jaccard similarity.
 
     Pipeline:
@@ -117,32 +117,59 @@ class MinHashDup(Scorer):
         keys, offsets = shingle_hashes(words, word_offsets, self.ngram)
         return minhash(keys, offsets, self._a, self._b)
 
+    def _band_columns(self) -> list[str]:
+        return [self.col(f"band{band}") for band in range(self.bands)]
+
     def score_batch(self, batch: pa.Table) -> pa.Table:
-        """``minhash_signature``: fixed-size list of ``num_perm`` uint32, null for empty texts."""
+        """``minhash_signature`` (fixed-size list of ``num_perm`` uint32) and one 64-bit key
+        per band (``minhash_band0``, ...); all null for empty texts. ``finalize`` drops them."""
         texts = batch.column(self.text_column).combine_chunks()
         sigs = self.signatures(texts)
         empty = (sigs == EMPTY).all(axis=1)
-        column = pa.FixedSizeListArray.from_arrays(pa.array(sigs.reshape(-1)), self.num_perm,
-                                                   mask=pa.array(empty))
-        return pa.table({self.col("signature"): column})
+        columns = {self.col("signature"): pa.FixedSizeListArray.from_arrays(
+            pa.array(sigs.reshape(-1)), self.num_perm, mask=pa.array(empty))}
+        for band, name in enumerate(self._band_columns()):
+            columns[name] = pa.array(lsh.band_key(sigs, band, self.bands), pa.uint64(),
+                                     mask=empty)
+        return pa.table(columns)
 
-    def finalize(self, scores: pa.Table) -> pa.Table:
-        """Cluster near duplicates over the whole corpus (see the class docstring)."""
-        column = scores.column(self.col("signature")).combine_chunks()
-        n = len(column)
-        values = column.values.slice(column.offset * self.num_perm, n * self.num_perm)
-        sigs = values.to_numpy(zero_copy_only=False).reshape(n, self.num_perm)
-        rows = np.flatnonzero(column.is_valid().to_numpy(zero_copy_only=False))
+    def _signatures(self, parts, positions: np.ndarray) -> np.ndarray:
+        """Signatures at global ``positions``: shape (len(positions), num_perm) uint32."""
+        column = parts.take(self.col("signature"), positions)
+        values = column.values.slice(column.offset * self.num_perm, len(column) * self.num_perm)
+        return values.to_numpy(zero_copy_only=False).reshape(len(column), self.num_perm)
 
-        pairs = lsh.candidate_pairs(sigs, self.bands, rows)
+    def finalize_parts(self, parts):
+        """Cluster near duplicates over every part (see the class docstring).
+
+        Reads one band's keys at a time and only the signatures of candidate pairs, so
+        memory is a few dozen bytes per document plus the candidates' signatures.
+        """
+        bands = self._band_columns()
+        n = parts.num_rows
+        rows = np.flatnonzero(parts.column(bands[0]).is_valid().to_numpy(zero_copy_only=False))
+
+        def band_keys(band):
+            keys = parts.column(bands[band]).to_numpy(zero_copy_only=False)
+            return np.asarray(keys[rows], np.uint64)
+
+        pairs = lsh.candidate_pairs(band_keys, self.bands, rows)
+        involved = np.unique(pairs.reshape(-1))
+        sigs = self._signatures(parts, involved)
+        local = np.searchsorted(involved, pairs)
         if self.verify and len(pairs):
-            similar = lsh.estimated_jaccard(sigs, pairs[:, 0], pairs[:, 1]) >= self.verify_cutoff
-            pairs = pairs[similar]
+            similar = lsh.estimated_jaccard(sigs, local[:, 0], local[:, 1]) >= self.verify_cutoff
+            pairs, local = pairs[similar], local[similar]
         reps = representatives(lsh.components(n, pairs)) if n else np.zeros(0, np.int64)
-        columns = cluster_columns(self.name, reps)
-        duplicate = reps != np.arange(n)
+        duplicate = np.flatnonzero(reps != np.arange(n))
         jaccard = np.zeros(n, np.float64)
-        jaccard[duplicate] = lsh.estimated_jaccard(sigs, np.flatnonzero(duplicate),
-                                                   reps[duplicate])
-        columns[self.col("jaccard")] = pa.array(jaccard, pa.float64(), mask=~duplicate)
-        return replace_columns(scores, [self.col("signature")], columns)
+        jaccard[duplicate] = lsh.estimated_jaccard(
+            sigs, np.searchsorted(involved, duplicate), np.searchsorted(involved, reps[duplicate]))
+        mask = reps == np.arange(n)
+
+        def jaccard_column(i, first, stop):
+            return {self.col("jaccard"): pa.array(jaccard[first:stop], pa.float64(),
+                                                  mask=mask[first:stop])}
+
+        yield from cluster_tables(self.name, parts, reps, [self.col("signature"), *bands],
+                                  jaccard_column)
