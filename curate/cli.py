@@ -100,7 +100,8 @@ def executor_options(command):
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False),
               help="Folder for <scorer>.parquet score tables.")
 @click.option("--workers", "-j", default=1, show_default=True,
-              help="Processes (0: one per CPU).")
+              help="Processes (0: one per CPU); with --executor ray, at most this many "
+              "actors when above 1 (default: the cluster's CPUs less one).")
 @click.option("--batch-size", type=int, default=None, help="Examples per batch.")
 @click.option("--single-file", is_flag=True,
               help="Also merge each table into one file, OUTPUT/<scorer>.parquet.")

@@ -57,8 +57,9 @@ def make_executor(name: str | Executor | None = "local", *, workers: int | None 
     one already.
 
     Args:
-        workers: local processes, or Ray workers (None or 0: as many as the cluster has
-            CPUs, less one for the driver).
+        workers: local processes (0 or None: one per CPU). On Ray, a number above 1 caps
+            the actors; otherwise (the command line's default of 1 included) there are as
+            many as the cluster has CPUs, less one for the driver.
         address: a running Ray cluster to join (``ray://host:10001`` or ``host:6379``);
             None starts a local Ray instance for the run.
     """
@@ -72,7 +73,8 @@ def make_executor(name: str | Executor | None = "local", *, workers: int | None 
     if name == "ray":
         from curate.ray_executor import RayExecutor
 
-        return RayExecutor(address=address, workers=workers or None)
+        return RayExecutor(address=address,
+                           workers=workers if workers and workers > 1 else None)
     raise CurateError(f"unknown executor {name!r}; expected one of {', '.join(EXECUTORS)}")
 
 

@@ -13,6 +13,9 @@ goes (each shard task writes and commits its own files), and what is retried.
   stops the run with its one-line message.
 * The pool leaves one CPU of the cluster to the driver's own tasks (an actor pool that
   takes every CPU of a small instance can hang), and never has more actors than shards.
+  A local instance is therefore started with one logical CPU more than the machine
+  has: the actors get every core, and the spare one is only ever taken by the driver's
+  light tasks.
 
 Without ``address`` a local Ray instance starts for the run and shuts down at its end;
 with one (or when Ray is already initialised in this process, as in a test session) the
@@ -51,7 +54,8 @@ class RayExecutor(Executor):
         num_cpus: CPUs each actor or task requests (default 1).
         memory: bytes of memory each actor requests (None: no request).
         retries: times a shard is retried when its actor dies (default 2).
-        local_cpus: CPUs of a local instance started without ``address`` (None: all).
+        local_cpus: logical CPUs of a local instance started without ``address`` (None:
+            the machine's CPUs plus the one kept free).
     """
 
     name = "ray"
@@ -78,7 +82,8 @@ class RayExecutor(Executor):
                 if self.address is not None:
                     ray.init(address=self.address, **options)
                 else:
-                    ray.init(num_cpus=self.local_cpus, **options)
+                    cpus = self.local_cpus or (os.cpu_count() or 1) + 1
+                    ray.init(num_cpus=cpus, **options)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = self.address or "a local instance"
                 raise CurateError(f"cannot start Ray on {where}: "
@@ -193,13 +198,16 @@ class RayExecutor(Executor):
             for part in job if isinstance(job, tuple) else ():
                 counts[id(part)] = counts.get(id(part), 0) + 1
         shared = {key for key, n in counts.items() if n > 1}
-        refs = []
-        for job in jobs:
-            packed, args = parts(job)
-            refs.append(remote.remote(fn, packed, *args))
+        # At most one task per free CPU in flight, so tasks never oversubscribe the cores
+        # and finished results are handed back (and cached) in job order as they come.
+        limit = self._pool_size(len(jobs))
+        refs: list = []
         try:
-            for ref in refs:
-                yield ray.get(ref)
+            for i in range(len(jobs)):
+                while len(refs) < min(len(jobs), i + limit):
+                    packed, args = parts(jobs[len(refs)])
+                    refs.append(remote.remote(fn, packed, *args))
+                yield ray.get(refs[i])
         finally:
             for ref in refs:
                 with contextlib.suppress(Exception):
