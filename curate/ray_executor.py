@@ -86,8 +86,11 @@ class RayExecutor(Executor):
                     ray.init(num_cpus=cpus, **options)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = self.address or "a local instance"
-                raise CurateError(f"cannot start Ray on {where}: "
-                                  f"{' '.join(str(exc).split())[:300]}") from None
+                cause = exc.__cause__ or exc.__context__
+                why = " ".join(f"{exc}{f' ({cause})' if cause else ''}".split())[:400]
+                hint = ("; a cluster started with `ray start` may need RAY_AUTH_MODE=token "
+                        "in this environment" if self.address else "")
+                raise CurateError(f"cannot start Ray on {where}: {why}{hint}") from None
             self._started = True
         self._stack = contextlib.ExitStack()
         self._stack.enter_context(tasks.running_on(self))
@@ -215,15 +218,25 @@ class RayExecutor(Executor):
 
 
 class _Worker:
-    """A Ray actor: ``setup`` once, then one task at a time."""
+    """A Ray actor: ``setup`` once, then one task at a time.
+
+    An error in ``setup`` (a missing model file, a plugin that does not import) is kept
+    and raised by every task, so the driver sees the error itself, not a dead actor.
+    """
 
     def __init__(self, state):
         setup, setup_args = state
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-        if setup is not None:
-            setup(*setup_args)
+        self.setup_error: BaseException | None = None
+        try:
+            if setup is not None:
+                setup(*setup_args)
+        except Exception as exc:  # noqa: BLE001 - re-raised by run()
+            self.setup_error = exc
 
     def run(self, fn, item):
+        if self.setup_error is not None:
+            raise self.setup_error
         return fn(item)
 
     def pid(self) -> int:

@@ -293,6 +293,17 @@ def test_a_bad_document_stops_a_ray_run_with_its_one_line_error(tmp_path, ray_ad
                         tmp_path / "out", executor=executor)
 
 
+def test_a_failing_worker_setup_is_reported_as_itself(ray_address, monkeypatch):
+    from curate.ray_executor import RayExecutor
+
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    from slow_scorer import failing_setup
+
+    with RayExecutor(address=ray_address, retries=0) as executor, \
+            pytest.raises(FileNotFoundError, match="no such model file: model.bin"):
+        list(executor.map_unordered(math.factorial, [1, 2], setup=failing_setup))
+
+
 def test_seeds_and_cells_run_as_ray_tasks_while_ray_is_the_executor(ray_address,
                                                                       monkeypatch):
     from curate.ray_executor import RayExecutor

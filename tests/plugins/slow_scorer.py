@@ -31,3 +31,8 @@ def process_id(_job) -> int:
     import os
 
     return os.getpid()
+
+
+def failing_setup() -> None:
+    """A worker set-up that fails, as one whose model file is missing does."""
+    raise FileNotFoundError("no such model file: model.bin")
