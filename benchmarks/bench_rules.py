@@ -2,17 +2,20 @@
 
 For each rule set (Gopher quality, Gopher repetition, C4, FineWeb) this runs DataTrove's
 filter (``.filter(Document(...))``, spaCy tokenization) and curate's scorer on the same
-documents, in the same process, and reports:
+documents and reports:
 
 * agreement: share of documents with the same keep/drop decision, and with the same
   reason; for C4 also the share of documents kept by both whose cleaned text is equal;
   every disagreement is listed (document id, both decisions and reasons);
-* speed on one core, documents per CPU-second of this process (``time.process_time``,
-  which other jobs on a shared machine do not inflate): each rule set alone, and the four
-  together
-  (DataTrove: the four filters in sequence on each document; curate: the four scorers on
-  each batch, sharing one tokenization per text through ``scorers.text.tokenize``'s
-  per-text memo). curate's caches are emptied before every timed run;
+* speed on one core, in documents per CPU-second, each rule set alone and the four
+  together. Every measurement is a fresh Python process (``python bench_rules.py
+  --child ...``) that imports only the system it measures, so nothing is cached from an
+  earlier measurement, and the clock (:data:`CLOCK`) includes its start-up: interpreter
+  start, imports, building the filters or scorers. DataTrove applies the four filters in
+  sequence to each document (C4 rewrites the text FineWeb then sees); curate runs the four
+  scorers on each batch of ``BATCH`` documents, sharing one tokenization per batch;
+* FineWeb once more with ``all_signals=False`` (its list ratio, the one signal that needs
+  word tokens, only for documents that reach that check, as DataTrove computes it);
 * curate's four scorers in a process pool of 2 versus a pool of 1 (same batches, workers
   start with empty caches); this one is wall-clock time, so the load average is recorded.
 
@@ -20,8 +23,10 @@ Usage::
 
     python benchmarks/bench_rules.py [--corpus PATH] [--limit N] [--sample N]
 
-``--sample N`` draws N documents with ``random.Random(seed)`` (the JSON states it);
-``--limit N`` takes the first N (quick runs). Writes ``benchmarks/results/rules.json``.
+The default corpus is the whole parity corpus built by ``benchmarks/build_corpus.py``
+(8,686 real documents). ``--sample N`` draws N documents with ``random.Random(seed)`` (the
+JSON states it); ``--limit N`` takes the first N (quick runs). Writes
+``benchmarks/results/rules.json``.
 """
 
 from __future__ import annotations
@@ -29,30 +34,32 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import multiprocessing as mp
 import os
+import pickle
 import random
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pyarrow as pa
-
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from scorers.text import tokenize  # noqa: E402
-from scorers.text.c4 import C4Quality  # noqa: E402
-from scorers.text.fineweb import FineWebQuality  # noqa: E402
-from scorers.text.gopher import GopherQuality, GopherRepetition  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent))
-from common import machine  # noqa: E402
 
 RULE_SETS = ("gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality")
 BATCH = 500
 POOL_BATCH = 100  # smaller batches keep two workers evenly busy
+TARGETS = {"agreement": 1.0, "speedup_per_rule_set": 8.0, "speedup_all_four": 20.0,
+           "speedup_2_processes": 1.8}
+
+CLOCK = ("CPU time (user + system) of a fresh Python process, from its start to the end of "
+         "the run: interpreter start-up, importing the measured system (DataTrove and spaCy, "
+         "or pyarrow and curate), building its filters or scorers, and filtering or scoring "
+         "every document. Only reading the documents is measured and subtracted: each system "
+         "reads its own input form from a temporary file written by the benchmark, DataTrove "
+         "a pickled list of {id, text} dicts (it then makes a Document of each, which is "
+         "timed), curate an Arrow IPC file of record batches of BATCH rows (read into memory, "
+         "not memory-mapped)")
 
 
 def load_corpus(path: Path, limit: int | None, sample: int | None, seed: int) -> list[dict]:
@@ -68,119 +75,179 @@ def load_corpus(path: Path, limit: int | None, sample: int | None, seed: int) ->
     return docs
 
 
-def datatrove_filters() -> dict:
+# ---------------------------------------------------------------------------------------
+# The measured runs (in the child process; each imports only its own system)
+# ---------------------------------------------------------------------------------------
+
+
+def run_datatrove(names: list[str], docs: list[dict]) -> list[list[tuple]]:
+    """Per document, each filter's (keep, reason, text after it if C4 rewrote it), the
+    filters applied in sequence to the same ``Document``."""
+    from datatrove.data import Document
     from datatrove.pipeline.filters import (
         C4QualityFilter,
         FineWebQualityFilter,
         GopherQualityFilter,
         GopherRepetitionFilter,
     )
-    return {"gopher_quality": GopherQualityFilter(),
-            "gopher_repetition": GopherRepetitionFilter(),
-            "c4_quality": C4QualityFilter(),
-            "fineweb_quality": FineWebQualityFilter()}
 
-
-def curate_scorers() -> dict:
-    return {"gopher_quality": GopherQuality(), "gopher_repetition": GopherRepetition(),
-            "c4_quality": C4Quality(), "fineweb_quality": FineWebQuality()}
-
-
-def run_datatrove(flt, docs: list[dict]) -> tuple[list[tuple], float]:
-    """[(keep, reason, text after the filter)] and the CPU seconds spent inside ``filter``."""
-    from datatrove.data import Document
-    out, spent = [], 0.0
+    kinds = {"gopher_quality": GopherQualityFilter, "gopher_repetition": GopherRepetitionFilter,
+             "c4_quality": C4QualityFilter, "fineweb_quality": FineWebQualityFilter}
+    order = [kinds[name]() for name in names]
+    out = []
     for d in docs:
         doc = Document(text=d["text"], id=d["id"])
-        start = time.process_time()
-        res = flt.filter(doc)
-        spent += time.process_time() - start
-        keep, reason = (res, None) if not isinstance(res, tuple) else res
-        out.append((bool(keep), reason, doc.text))
-    return out, spent
+        results = []
+        for flt in order:
+            res = flt.filter(doc)
+            keep, reason = (res, None) if not isinstance(res, tuple) else res
+            results.append((bool(keep), reason, doc.text if flt is order[-1] and
+                            names[-1] == "c4_quality" else None))
+        out.append(results)
+    return out
 
 
-def batches(docs: list[dict], size: int = BATCH) -> list[pa.Table]:
+def curate_scorers(names: list[str], variant: str = "default") -> list:
+    """curate's scorers for ``names``; variant "decision" is FineWeb with all_signals=False."""
+    from scorers.text.c4 import C4Quality
+    from scorers.text.fineweb import FineWebQuality
+    from scorers.text.gopher import GopherQuality, GopherRepetition
+
+    kinds = {"gopher_quality": GopherQuality, "gopher_repetition": GopherRepetition,
+             "c4_quality": C4Quality, "fineweb_quality": FineWebQuality}
+    options = {"fineweb_quality": {"all_signals": False}} if variant == "decision" else {}
+    return [kinds[name](**options.get(name, {})) for name in names]
+
+
+def batches(docs: list[dict], size: int = BATCH) -> list:
+    import pyarrow as pa
+
     return [pa.table({"text": [d["text"] for d in docs[i:i + size]]})
             for i in range(0, len(docs), size)]
 
 
-def run_curate(scorers: list, tables: list[pa.Table]) -> tuple[dict, float]:
-    """Scores of each scorer (concatenated) and the CPU seconds spent, from empty caches."""
-    tokenize.clear_caches()
+def write_batches(docs: list[dict], path: Path) -> None:
+    """The documents' texts as an Arrow IPC file of record batches of ``BATCH`` rows."""
+    import pyarrow as pa
+
+    schema = pa.schema([("text", pa.string())])
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        for table in batches(docs):
+            writer.write_table(table)
+
+
+def read_batches(path: str) -> list:
+    """The tables :func:`write_batches` wrote, read into memory."""
+    import pyarrow as pa
+
+    with pa.OSFile(path) as source:
+        reader = pa.ipc.open_file(source)
+        return [pa.Table.from_batches([reader.get_batch(i)])
+                for i in range(reader.num_record_batches)]
+
+
+def run_curate(names: list[str], tables: list, variant: str = "default") -> dict:
+    """Each scorer's (keep, reason) per document, the scorers run one after the other on
+    each batch."""
+    scorers = curate_scorers(names, variant)
     parts: dict[str, list] = {s.name: [] for s in scorers}
-    start = time.process_time()
     for table in tables:
         for s in scorers:
             parts[s.name].append(s.score_batch(table))
-    spent = time.process_time() - start
-    return {k: pa.concat_tables(v) for k, v in parts.items()}, spent
+    out = {}
+    for name, tables in parts.items():
+        keep = [k for t in tables for k in t.column(f"{name}_keep").to_pylist()]
+        reason = [r for t in tables for r in t.column(f"{name}_reason").to_pylist()]
+        out[name] = list(zip(keep, reason))
+    return out
 
 
-CLOCK = ("process CPU time, each measurement in a freshly spawned process so that neither "
-         "spaCy's nor curate's tokenization caches carry over between measurements")
+def child(spec: dict) -> None:
+    """One measurement: read the documents, run one system, write its CPU seconds and
+    decisions to ``spec["out"]``."""
+    if spec["system"] == "curate":
+        sys.path.insert(0, str(ROOT))
+        import pyarrow  # noqa: F401  (curate's start-up, so not in the reading time)
+    start = time.process_time()
+    if spec["system"] == "datatrove":
+        with open(spec["docs"], "rb") as fh:
+            docs = pickle.load(fh)
+    else:
+        tables = read_batches(spec["batches"])
+    reading = time.process_time() - start
+    if spec["system"] == "datatrove":
+        decisions = run_datatrove(spec["names"], docs)
+    else:
+        decisions = run_curate(spec["names"], tables, spec.get("variant", "default"))
+    seconds = time.process_time() - reading
+    with open(spec["out"], "wb") as fh:
+        pickle.dump({"seconds": seconds, "reading_seconds": reading, "decisions": decisions},
+                    fh)
 
 
-def _timed_run(system: str, names: list[str], docs: list[dict]) -> float:
-    """CPU seconds for ``system`` to apply rule sets ``names`` to ``docs`` (run in a child)."""
-    if system == "datatrove":
-        from datatrove.data import Document
-
-        order = [datatrove_filters()[k] for k in names]
-        start = time.process_time()
-        for d in docs:
-            doc = Document(text=d["text"], id=d["id"])
-            for flt in order:
-                flt.filter(doc)
-        return time.process_time() - start
-    all_scorers = curate_scorers()
-    _, spent = run_curate([all_scorers[k] for k in names], batches(docs))
-    return spent
+def measure(system: str, names: list[str], inputs: Path, variant: str = "default") -> dict:
+    """Run :func:`child` in a fresh interpreter on the documents written in folder
+    ``inputs`` and return what it wrote."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.pickle"
+        spec = {"system": system, "names": list(names), "docs": str(inputs / "docs.pickle"),
+                "batches": str(inputs / "docs.arrow"), "out": str(out), "variant": variant}
+        subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], check=True)
+        with open(out, "rb") as fh:
+            return pickle.load(fh)
 
 
-def fresh_process_seconds(system: str, names: list[str], docs: list[dict]) -> float:
-    with mp.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_timed_run, (system, list(names), docs))
+# ---------------------------------------------------------------------------------------
+# Agreement, speed and process scaling (in the parent)
+# ---------------------------------------------------------------------------------------
 
 
-def _score_four(table: pa.Table) -> int:
-    for s in curate_scorers().values():
+def compare(docs: list[dict], dt: list[tuple], cur: list[tuple],
+            cleaned: list[str] | None) -> dict:
+    n = len(docs)
+    same_keep = sum(c[0] == d[0] for c, d in zip(cur, dt))
+    same_reason = sum(c[1] == d[1] for c, d in zip(cur, dt))
+    disagreements = [{"id": doc["id"], "datatrove": {"keep": d[0], "reason": d[1]},
+                      "curate": {"keep": c[0], "reason": c[1]}}
+                     for doc, d, c in zip(docs, dt, cur) if d[0] != c[0] or d[1] != c[1]]
+    out = {"documents": n, "kept_datatrove": sum(d[0] for d in dt),
+           "kept_curate": sum(c[0] for c in cur), "keep_agreement": same_keep / n,
+           "reason_agreement": same_reason / n, "disagreements": disagreements}
+    if cleaned is not None:
+        both = [i for i in range(n) if dt[i][0] and cur[i][0]]
+        out["cleaned_text_equal_rate"] = (sum(dt[i][2] == cleaned[i] for i in both) / len(both)
+                                          if both else None)
+        out["cleaned_text_compared"] = len(both)
+        out["cleaned_text_differences"] = [docs[i]["id"] for i in both
+                                           if dt[i][2] != cleaned[i]]
+    return out
+
+
+def speed(n: int, dt: dict, cur: dict, target: float) -> dict:
+    speedup = dt["seconds"] / cur["seconds"]
+    return {"datatrove_docs_per_s": n / dt["seconds"], "curate_docs_per_s": n / cur["seconds"],
+            "speedup": speedup, "target": target, "meets_target": speedup >= target,
+            "datatrove_cpu_s": dt["seconds"], "curate_cpu_s": cur["seconds"]}
+
+
+def _score_four(table) -> int:
+    for s in curate_scorers(list(RULE_SETS)):
         s.score_batch(table)
     return table.num_rows
 
 
-def pool_seconds(tables: list[pa.Table], processes: int) -> float:
-    ctx = mp.get_context("fork")
-    with ctx.Pool(processes, initializer=tokenize.clear_caches) as pool:
+def pool_seconds(tables: list, processes: int) -> float:
+    import multiprocessing as mp
+
+    from scorers.text import tokenize
+
+    with mp.get_context("fork").Pool(processes, initializer=tokenize.clear_caches) as pool:
         pool.map(abs, range(processes))  # start the workers before timing
         start = time.perf_counter()
         done = sum(pool.imap_unordered(_score_four, tables, chunksize=1))
         spent = time.perf_counter() - start
     assert done == sum(t.num_rows for t in tables)
     return spent
-
-
-def compare(name: str, docs: list[dict], dt: list[tuple], scores: pa.Table,
-            cleaned: list[str] | None) -> dict:
-    keep = scores.column(f"{name}_keep").to_pylist()
-    reason = scores.column(f"{name}_reason").to_pylist()
-    n = len(docs)
-    same_keep = sum(k == d[0] for k, d in zip(keep, dt))
-    same_reason = sum(r == d[1] for r, d in zip(reason, dt))
-    disagreements = [{"id": doc["id"], "datatrove": {"keep": d[0], "reason": d[1]},
-                      "curate": {"keep": k, "reason": r}}
-                     for doc, d, k, r in zip(docs, dt, keep, reason) if d[0] != k or d[1] != r]
-    out = {"documents": n, "kept_datatrove": sum(d[0] for d in dt), "kept_curate": sum(keep),
-           "keep_agreement": same_keep / n, "reason_agreement": same_reason / n,
-           "disagreements": disagreements}
-    if cleaned is not None:
-        both = [i for i in range(n) if dt[i][0] and keep[i]]
-        equal = sum(dt[i][2] == cleaned[i] for i in both)
-        out["cleaned_text_equal_rate"] = equal / len(both) if both else None
-        out["cleaned_text_compared"] = len(both)
-        out["cleaned_text_differences"] = [docs[i]["id"] for i in both
-                                           if dt[i][2] != cleaned[i]]
-    return out
 
 
 def process_scaling(docs: list[dict]) -> dict:
@@ -199,6 +266,42 @@ def process_scaling(docs: list[dict]) -> dict:
             "load_average_before": load_before, "load_average_after": os.getloadavg()}
 
 
+def measure_rule_sets(docs: list[dict], inputs: Path) -> dict:
+    """Agreement and speed of each rule set alone, FineWeb's decision-only variant, and
+    the four together."""
+    n = len(docs)
+    per_rule = TARGETS["speedup_per_rule_set"]
+    result: dict = {"rule_sets": {}}
+    for name in RULE_SETS:
+        dt = measure("datatrove", [name], inputs)
+        cur = measure("curate", [name], inputs)
+        dt_decisions = [d[0] for d in dt["decisions"]]
+        cleaned = None
+        if name == "c4_quality":
+            cleaned = curate_scorers([name])[0].transform([d["text"] for d in docs])
+        entry = compare(docs, dt_decisions, cur["decisions"][name], cleaned)
+        entry["speed"] = speed(n, dt, cur, per_rule)
+        if name == "fineweb_quality":
+            lazy = measure("curate", [name], inputs, variant="decision")
+            entry["decision_only"] = {
+                "options": {"all_signals": False},
+                **{k: v for k, v in compare(docs, dt_decisions, lazy["decisions"][name],
+                                            None).items() if "agreement" in k},
+                "speed": speed(n, dt, lazy, per_rule)}
+        result["rule_sets"][name] = entry
+        print(f"{name}: keep agreement {entry['keep_agreement']:.4%}, reason agreement "
+              f"{entry['reason_agreement']:.4%}, speedup {entry['speed']['speedup']:.1f}x "
+              f"({entry['speed']['datatrove_docs_per_s']:.0f} vs "
+              f"{entry['speed']['curate_docs_per_s']:.0f} docs/s)", flush=True)
+    dt_all = measure("datatrove", list(RULE_SETS), inputs)
+    cur_all = measure("curate", list(RULE_SETS), inputs)
+    result["all_four"] = {**speed(n, dt_all, cur_all, TARGETS["speedup_all_four"]),
+                          "sharing": "one tokenization per batch, shared by the four scorers "
+                                     "(scorers.text.tokenize.batch_tokens)"}
+    print(f"all four: speedup {result['all_four']['speedup']:.1f}x", flush=True)
+    return result
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", type=Path,
@@ -209,7 +312,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/rules.json")
     ap.add_argument("--processes-only", action="store_true",
                     help="re-measure only the 1-vs-2-process scaling into an existing --out")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.child:
+        return child(json.loads(args.child))
+
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(Path(__file__).parent))
+    from common import machine
 
     docs = load_corpus(args.corpus, args.limit, args.sample, args.seed)
     if args.processes_only:
@@ -220,50 +330,24 @@ def main(argv=None) -> dict:
     n = len(docs)
     chars = sum(len(d["text"]) for d in docs)
     print(f"{n} documents, {chars} characters", flush=True)
-    tables = batches(docs)
-    filters = datatrove_filters()
-    scorers = curate_scorers()
-
-    result = {"rule_sets": {}}
-    for name in RULE_SETS:
-        dt, _ = run_datatrove(filters[name], docs)
-        scores, _ = run_curate([scorers[name]], tables)
-        cleaned = None
-        if name == "c4_quality":
-            cleaned = scorers[name].transform([d["text"] for d in docs])
-        entry = compare(name, docs, dt, scores[name], cleaned)
-        dt_s = fresh_process_seconds("datatrove", [name], docs)
-        cur_s = fresh_process_seconds("curate", [name], docs)
-        entry["speed"] = {"datatrove_docs_per_s": n / dt_s, "curate_docs_per_s": n / cur_s,
-                          "speedup": dt_s / cur_s, "clock": CLOCK}
-        result["rule_sets"][name] = entry
-        print(f"{name}: keep agreement {entry['keep_agreement']:.4%}, reason agreement "
-              f"{entry['reason_agreement']:.4%}, speedup {dt_s / cur_s:.1f}x "
-              f"({n / dt_s:.0f} vs {n / cur_s:.0f} docs/s)", flush=True)
-
-    # The four together. DataTrove: the four filters in sequence on each document (its
-    # split_into_words lru_cache(5) lets later filters reuse the first tokenization).
-    dt_all = fresh_process_seconds("datatrove", RULE_SETS, docs)
-    cur_all = fresh_process_seconds("curate", RULE_SETS, docs)
-    result["all_four"] = {"datatrove_docs_per_s": n / dt_all, "curate_docs_per_s": n / cur_all,
-                          "speedup": dt_all / cur_all, "clock": CLOCK,
-                          "sharing": "one tokenization per text, shared by the four scorers "
-                                     "through tokenize.text_words' per-text memo"}
-    print(f"all four: speedup {dt_all / cur_all:.1f}x", flush=True)
-
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = Path(tmp)
+        with open(inputs / "docs.pickle", "wb") as fh:
+            pickle.dump(docs, fh)
+        write_batches(docs, inputs / "docs.arrow")
+        result = measure_rule_sets(docs, inputs)
+    result["clock"] = CLOCK
     result["processes"] = process_scaling(docs)
-
     result["corpus"] = {"path": str(args.corpus.relative_to(ROOT) if args.corpus.is_relative_to(
         ROOT) else args.corpus), "documents": n, "characters": chars, "limit": args.limit,
         "sample": args.sample, "seed": args.seed if args.sample else None}
-    result["targets"] = {"agreement": 0.995, "speedup_per_rule_set": 5.0,
-                         "speedup_all_four": 10.0, "speedup_2_processes": 1.8}
+    result["targets"] = TARGETS
     result["machine"] = machine()
     result["timestamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    tmp.replace(args.out)
+    tmp_out = args.out.with_suffix(".json.tmp")
+    tmp_out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    tmp_out.replace(args.out)
     print(f"wrote {args.out}")
     return result
 

@@ -37,7 +37,7 @@ from scorers.perplexity import Perplexity
 from scorers.text.c4 import C4Quality
 from scorers.text.fineweb import FineWebQuality
 from scorers.text.gopher import GopherQuality, GopherRepetition, NGrams
-from scorers.text.tokenize import text_words
+from scorers.text.tokenize import words as text_words
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,6 +132,7 @@ BAD = [
     (FineWebQuality, "short_line_length", -1, "an integer >= 0"),
     (FineWebQuality, "char_duplicates_ratio", -0.5, ">= 0"),
     (FineWebQuality, "new_line_ratio", "many", "a number >= 0"),
+    (FineWebQuality, "all_signals", "lazily", "true or false"),
     (FineWebQuality, "text_column", "", "a non-empty string"),
     (ExactDup, "normalize", "stem", "one of 'none', 'whitespace', 'lower', 'alnum'"),
     (ExactDup, "text_column", 1, "a non-empty string"),
@@ -353,12 +354,12 @@ def test_top_ngram_fraction_matches_its_definition_and_stays_in_bounds():
     for _ in range(500):
         words = rng.choices(["go", "a", "team", "!", "la"][:rng.randint(1, 5)],
                             k=rng.randint(1, 40))
-        grams = NGrams(words)
+        grams = NGrams.of_words(words)
         for n in (1, 2, 3, 4):
             if len(words) < n:
-                assert grams.top_coverage(n) == 0
+                assert grams.top_coverage(n)[0] == 0
                 continue
-            frac = grams.top_coverage(n) / grams.chars
+            frac = grams.top_coverage(n)[0] / grams.chars[-1]
             assert 0 < frac <= 1
             assert frac == pytest.approx(brute_force_coverage(words, n))
 

@@ -8,14 +8,16 @@ spaCy are importable, decisions and tokens are also compared with theirs directl
 from __future__ import annotations
 
 import pickle
+import random
+import re
 
 import pyarrow as pa
 import pytest
 
-from scorers.text import tokenize
+from scorers.text import columns, tokenize
 from scorers.text.c4 import C4Quality
 from scorers.text.fineweb import FineWebQuality
-from scorers.text.gopher import GopherQuality, GopherRepetition, NGrams, lines, paragraphs
+from scorers.text.gopher import GopherQuality, GopherRepetition, NGrams
 
 SENTENCE = "The cat sat on the mat and looked at the birds with great interest."
 PROSE = (
@@ -31,6 +33,16 @@ def score(scorer, *texts: str) -> list[dict]:
 
 def reason(scorer, text: str) -> str | None:
     return score(scorer, text)[0][f"{scorer.name}_reason"]
+
+
+def batch_words(*texts: str) -> list[list[str]]:
+    """Each text's tokens, read back from its batch's BatchTokens."""
+    tokens = tokenize.BatchTokens(pa.array(texts, pa.string()))
+    vocab = tokens.vocab.to_pylist()
+    return [[vocab[i] for i in tokens.ids[a:b]] for a, b in zip(tokens.offsets, tokens.offsets[1:])]
+
+
+ngrams = NGrams.of_words
 
 
 # --------------------------------------------------------------------------- tokenizer
@@ -58,10 +70,39 @@ def reason(scorer, text: str) -> str | None:
      ["#", "hashtag", "@user", "a", "-", "b", "1", "-", "2", "1/2", "x", "/", "y"]),
     ("  tabs\tand\n\nnewlines  ", ["tabs", "and", "newlines"]),
     ("I. AB. McD. word.", ["I.", "AB", ".", "McD.", "word", "."]),
+    ("id. im. hed.", ["i", "d.", "i", "m.", "he", "d."]),  # special cases re-merged
+    ("(well-known), a.b() brother's; \"Mr. x_y|z\"",
+     ["(", "well", "-", "known", ")", ",", "a.b", "(", ")", "brother", "'s", ";", '"', "Mr.",
+      "x_y|z", '"']),
 ])
 def test_words_follow_spacy_english_rules(text, expected):
     assert tokenize.words(text) == expected
-    assert tokenize.text_words(text) == expected
+    assert batch_words(text, "", text) == [expected, [], expected]
+
+
+def test_affix_shortcut_agrees_with_the_affix_loop():
+    rng = random.Random(3)
+    alphabet = list("aAbsStT05.,;:!?()[]\"'’“”-–—_#*&%=+/@|~…°²😀é") + ["'s", "km", "US$", "Mr."]
+    for _ in range(20000):
+        chunk = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8)))
+        shortcut = tokenize._affixed(chunk)
+        if shortcut is not None:
+            assert shortcut == tokenize._tokenize_chunk(chunk, tokenize.SPECIAL_CASES), chunk
+
+
+def test_fast_character_classes_match_the_plain_ones():
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    for body in (tokenize._ICONS, tokenize._ALPHA, tokenize._ALPHA_LOWER + tokenize._CONCAT_QUOTES):
+        assert re.findall(tokenize._one_of(body), every) == re.findall(f"[{body}]", every)
+
+
+def test_batch_tokens_are_shared_by_the_scorers_of_a_batch():
+    table = pa.table({"text": [PROSE, SENTENCE]})
+    texts = columns.text_array(table, "text")
+    assert columns.text_array(table.select(["text"]), "text") is texts
+    assert tokenize.batch_tokens(texts) is tokenize.batch_tokens(texts)
+    assert list(tokenize.batch_tokens(texts).counts) == [len(tokenize.words(PROSE)),
+                                                         len(tokenize.words(SENTENCE))]
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -75,6 +116,8 @@ def test_words_follow_spacy_english_rules(text, expected):
 ])
 def test_count_sentences(text, expected):
     assert tokenize.count_sentences(text) == expected
+    assert list(tokenize.count_sentences_batch(pa.array([text, "x", text]))) == [expected, 1,
+                                                                                  expected]
 
 
 def test_sentence_parts_cut_after_each_sentence():
@@ -215,43 +258,51 @@ def test_gopher_repetition_boundaries_and_disabling():
     assert row["gopher_repetition_dup_line_frac"] == 0
 
 
-def test_line_and_paragraph_splits_equal_datatrove_regexes():
-    import random
-    import re
-
+def test_line_and_paragraph_splits_equal_python_ones():
     rng = random.Random(1)
-    for _ in range(5000):
-        text = "".join(rng.choice("ab \n\n\t") for _ in range(rng.randint(0, 12)))
-        assert lines(text) == re.split(r"\n+", text)
-        assert paragraphs(text) == re.split(r"\n{2,}", text.strip())
+    texts = ["".join(rng.choice("ab \n\n\t\r\x0b\x1c\x85\u2028") for _ in range(rng.randint(0, 12)))
+             for _ in range(5000)]
+    array = pa.array(texts)
+    assert columns.nonempty_lines(array).to_pylist() == [re.split(r"\n+", t) for t in texts]
+    assert columns.paragraphs(array).to_pylist() == [re.split(r"\n{2,}", t.strip())
+                                                     for t in texts]
+    assert columns.splitlines(array).to_pylist() == [t.splitlines() for t in texts]
+    lines = columns.splitlines(array)
+    assert [tuple(x) for x in zip(*columns.duplicates(lines))] == [
+        (len(t.splitlines()) - len(set(t.splitlines())),
+         sum(map(len, t.splitlines())) - sum(map(len, set(t.splitlines())))) for t in texts]
 
 
 def test_ngram_counts_follow_datatrove_scan():
     words = "a b c a b c a b c d".split()
-    grams = NGrams(words)
-    assert grams.top_chars(2) == len("a b") * 3
-    assert grams.top_chars(11) == 0
+    assert ngrams(words).top_chars(2)[0] == len("a b") * 3
+    assert ngrams(words).top_chars(11)[0] == 0
     # scan: positions 0-2 new, 3 repeats "abc" -> +3 and jump to 6, which repeats -> +3
-    assert grams.repeated_chars(3) == 6
-    assert NGrams("x y x y x".split()).repeated_chars(2) == 2  # "xy" at 2, then too few left
-    assert NGrams([]).repeated_chars(5) == 0
+    assert ngrams(words).repeated_chars(3)[0] == 6
+    assert ngrams("x y x y x".split()).repeated_chars(2)[0] == 2  # "xy" at 2, then too few
+    assert ngrams([]).repeated_chars(5)[0] == 0
     # ties go to the n-gram seen first: "b c" (6 chars x 1) would beat "a b" only on length
-    assert NGrams(["a", "bbbbb", "a", "c"]).top_chars(2) == len("a bbbbb")
+    assert ngrams(["a", "bbbbb", "a", "c"]).top_chars(2)[0] == len("a bbbbb")
+    # texts of a batch are independent: no n-gram spans two of them
+    grams = ngrams("a b".split(), "a b".split(), [], "b a b".split())
+    assert list(grams.repeated_chars(2)) == [0, 0, 0, 0]
+    assert list(grams.top_chars(2)) == [3, 3, 0, 3]
+    assert list(grams.top_coverage(2)) == [2, 2, 0, 2]
 
 
 def test_ngram_scan_matches_datatrove_helpers():
     helpers = pytest.importorskip("datatrove.pipeline.filters.gopher_repetition_filter")
-    import random
-
     rng = random.Random(0)
-    for _ in range(2000):
-        words = [rng.choice(["a", "bb", "c", "dd", "e"][:rng.randint(1, 5)])
-                 for _ in range(rng.randint(0, 30))]
-        grams = NGrams(words)
-        for n in range(1, 7):
-            assert grams.repeated_chars(n) == helpers.find_all_duplicate(words, n)
-            ngrams = helpers.get_n_grams(words, n)
-            assert grams.top_chars(n) == (helpers.find_top_duplicate(ngrams) if ngrams else 0)
+    texts = [[rng.choice(["a", "bb", "c", "dd", "e"][:rng.randint(1, 5)])
+              for _ in range(rng.randint(0, 30))] for _ in range(2000)]
+    for first in (1, 2):  # the first n asked for builds classes from tokens or from bigrams
+        grams = ngrams(*texts)
+        for n in range(first, 7):
+            top = [helpers.find_top_duplicate(g) if (g := helpers.get_n_grams(w, n)) else 0
+                   for w in texts]
+            assert list(grams.top_chars(n)) == top
+            assert list(grams.repeated_chars(n)) == [helpers.find_all_duplicate(w, n)
+                                                     for w in texts]
 
 
 # --------------------------------------------------------------------------- C4
@@ -357,6 +408,18 @@ def test_fineweb_signals_and_boundaries():
     assert score(FineWebQuality(), "")[0]["fineweb_quality_list_ratio"] is None
 
 
+def test_fineweb_list_ratio_only_where_it_decides():
+    texts = [GOOD_FW, "Same line.\nSame line.\n\nOther one!", "", "\n".join(["a"] * 50)]
+    full = score(FineWebQuality(), *texts)
+    lazy = score(FineWebQuality(all_signals=False), *texts)
+    assert [r["fineweb_quality_reason"] for r in lazy] == [r["fineweb_quality_reason"]
+                                                            for r in full]
+    assert [r["fineweb_quality_list_ratio"] for r in lazy] == [
+        full[0]["fineweb_quality_list_ratio"], None, None, None]
+    assert {k: v for k, v in lazy[1].items() if "list_ratio" not in k} == \
+        {k: v for k, v in full[1].items() if "list_ratio" not in k}
+
+
 # --------------------------------------------------------------------------- contract
 
 @pytest.mark.parametrize("scorer", [GopherQuality(), GopherRepetition(), C4Quality(),
@@ -372,6 +435,11 @@ def test_output_contract(scorer):
     assert all((r[f"{scorer.name}_reason"] is None) == r[f"{scorer.name}_keep"] for r in rows)
     clone = pickle.loads(pickle.dumps(scorer))
     assert clone.score_batch(pa.table({"body": texts})).equals(table)
+    for kind in (pa.large_string(), pa.dictionary(pa.int32(), pa.string())):
+        column = pa.array(texts, pa.string()).cast(kind)
+        assert scorer.score_batch(pa.table({"body": column})).equals(table), kind
+    split = pa.chunked_array([pa.array(texts[:2], pa.string()), pa.array(texts[2:], pa.string())])
+    assert scorer.score_batch(pa.table({"body": split})).equals(table)
     assert clone.params()["text_column"] == "body"
     empty = scorer.score_batch(pa.table({"body": pa.array([], pa.string())}))
     assert empty.num_rows == 0 and empty.column_names == table.column_names

@@ -13,12 +13,26 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curate.core.registry import register_scorer
 from curate.core.scorer import EASIER, Scorer, rule_columns
 from curate.core.validate import boolean, integer, non_negative_int, string
-from scorers.text.tokenize import count_sentences, sentence_parts
+from scorers.text.columns import (
+    SPACE,
+    drop,
+    elements,
+    lengths,
+    owner,
+    regroup,
+    sizes,
+    splitlines,
+    sum_per_list,
+    text_array,
+)
+from scorers.text.tokenize import count_sentences_batch, sentence_parts
 
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 END_PUNCTUATION = (".", "?", "!", '"', "'")
@@ -73,54 +87,127 @@ class C4Quality(Scorer):
         self.filter_policy = boolean(owner, "filter_policy", filter_policy)
         self.text_column = string(owner, "text_column", text_column)
 
-    def clean(self, text: str) -> tuple[str | None, str, int, int, int]:
-        """(reason or None, cleaned text, sentences, lines kept, lines removed)."""
-        parts = text.splitlines() if self.split_paragraph else sentence_parts(text)
-        kept: list[str] = []
-        sentences = 0
-        reason = None
-        for line in parts:
-            line = line.strip()
-            words = line.split()
-            if self.max_word_length != -1 and words \
-                    and max(map(len, words)) > self.max_word_length:
-                continue
-            if self.remove_citations and "[" in line:
-                line = CITATION.sub("", line)
-            if self.filter_no_terminal_punct and (not line.endswith(END_PUNCTUATION)
-                                                  or line.endswith("...")):
-                continue
-            if len(words) < self.min_words_per_line:
-                continue
-            lower = line.lower()
-            if self.filter_lorem_ipsum and "lorem ipsum" in lower:
-                reason = reason or "lorem_ipsum"
-                continue
-            if self.filter_javascript and "javascript" in lower:
-                continue
-            if self.filter_curly_bracket and "{" in line:
-                reason = reason or "curly_bracket"
-                continue
-            if self.filter_policy and any(p in lower for p in POLICY_PHRASES):
-                continue
-            sentences += count_sentences(line) if self.split_paragraph else 1
-            kept.append(line)
-        if reason is None and sentences < self.min_num_sentences:
-            reason = "too_few_sentences"
-        cleaned = ("\n" if self.split_paragraph else " ").join(kept).strip()
-        return reason, cleaned, sentences, len(kept), len(parts) - len(kept)
+    def clean(self, texts: pa.Array) -> tuple[list[str | None], pa.Array, np.ndarray,
+                                               np.ndarray, np.ndarray]:
+        """Per document: (reason or None, cleaned text, sentences, lines kept, lines
+        removed), with every line of the batch examined at once."""
+        parts = splitlines(texts) if self.split_paragraph else pa.array(
+            [sentence_parts(t) for t in texts.to_pylist()], pa.list_(pa.string()))
+        lines = pc.utf8_trim_whitespace(elements(parts))
+        ok = self._long_words_ok(lines)
+        words = lines  # counted before citations are removed
+        if self.remove_citations:
+            lines = _without_citations(lines)
+        if self.filter_no_terminal_punct:
+            ok &= _ends_with(lines, END_PUNCTUATION) & ~_ends_with(lines, ("...",))
+        ok[ok] = _has_words(words.filter(pa.array(ok)), self.min_words_per_line)
+        # the remaining checks look at the candidate lines only, lower-cased once
+        candidates = np.flatnonzero(ok)
+        lower = _lower(lines.take(pa.array(candidates)))
+
+        def found(pattern: str, regex: bool = False, text: pa.Array = lower) -> np.ndarray:
+            """Lines still kept whose (lower-cased) text contains ``pattern``."""
+            hit = np.zeros(len(lines), bool)
+            match = pc.match_substring_regex if regex else pc.match_substring
+            hit[candidates] = match(text, pattern).to_numpy(zero_copy_only=False)
+            return hit & ok
+
+        rejects = np.zeros(len(lines), np.int8)  # 1: lorem ipsum, 2: curly bracket
+        if self.filter_lorem_ipsum:
+            lorem = found("lorem ipsum")
+            rejects[lorem] = 1
+            ok &= ~lorem
+        if self.filter_javascript:
+            ok &= ~found("javascript")
+        if self.filter_curly_bracket:
+            curly = found("{", text=lines.take(pa.array(candidates)))
+            rejects[curly] = 2
+            ok &= ~curly
+        if self.filter_policy:
+            ok &= ~found("|".join(POLICY_PHRASES), regex=True)
+        counted = np.zeros(len(lines), np.int64)
+        counted[ok] = count_sentences_batch(lines.filter(pa.array(ok))) \
+            if self.split_paragraph else 1
+        sentences = sum_per_list(counted, parts)
+        kept = sum_per_list(ok, parts)
+        cleaned = pc.utf8_trim_whitespace(pc.binary_join(
+            drop(regroup(parts, lines), ~ok), "\n" if self.split_paragraph else " "))
+        reasons = _first_reject(rejects, parts)
+        reasons = [r or ("too_few_sentences" if n < self.min_num_sentences else None)
+                   for r, n in zip(reasons, sentences.tolist())]
+        return reasons, cleaned, sentences, kept, sizes(parts) - kept
+
+    def _long_words_ok(self, lines: pa.Array) -> np.ndarray:
+        """False for the lines with a word over ``max_word_length`` characters (only lines
+        longer than that can have one)."""
+        ok = np.ones(len(lines), bool)
+        if self.max_word_length != -1:
+            for i in np.flatnonzero(lengths(lines) > self.max_word_length).tolist():
+                ok[i] = max(map(len, lines[i].as_py().split())) <= self.max_word_length
+        return ok
 
     def transform(self, texts: list[str]) -> list[str]:
         """The C4-cleaned texts (kept lines only), also for documents the rules reject."""
-        return [self.clean(t)[1] for t in texts]
+        return self.clean(pa.array(texts, pa.string()))[1].to_pylist()
 
     def score_batch(self, batch: pa.Table) -> pa.Table:
-        rows = [self.clean(t) for t in self.texts(batch)]
-        reasons = [r[0] for r in rows]
+        reasons, cleaned, sentences, kept, removed = self.clean(
+            text_array(batch, self.text_column))
         signals = {
-            "sentences": pa.array([r[2] for r in rows], pa.int64()),
-            "cleaned_length": pa.array([len(r[1]) for r in rows], pa.int64()),
-            "lines_kept": pa.array([r[3] for r in rows], pa.int64()),
-            "lines_removed": pa.array([r[4] for r in rows], pa.int64()),
+            "sentences": pa.array(sentences, pa.int64()),
+            "cleaned_length": pa.array(lengths(cleaned), pa.int64()),
+            "lines_kept": pa.array(kept, pa.int64()),
+            "lines_removed": pa.array(removed, pa.int64()),
         }
         return rule_columns(self.name, [r is None for r in reasons], reasons, signals)
+
+
+_WORD = SPACE.replace("[", "[^", 1)
+
+
+def _has_words(lines: pa.Array, minimum: int) -> np.ndarray:
+    """Whether each stripped line has at least ``minimum`` whitespace-separated words."""
+    if minimum > 1000:  # beyond RE2's repetition limit
+        words = np.where(lengths(lines) > 0, sizes(pc.utf8_split_whitespace(lines)), 0)
+        return words >= minimum
+    if not minimum:
+        return np.ones(len(lines), bool)
+    pattern = f"^{_WORD}+(?:{SPACE}+{_WORD}+){{{minimum - 1}}}"
+    return pc.match_substring_regex(lines, pattern).to_numpy(zero_copy_only=False)
+
+
+def _ends_with(lines: pa.Array, endings: tuple[str, ...]) -> np.ndarray:
+    """Whether each line ends with one of ``endings``."""
+    hit = np.zeros(len(lines), bool)
+    for ending in endings:
+        hit |= pc.ends_with(lines, ending).to_numpy(zero_copy_only=False)
+    return hit
+
+
+def _without_citations(lines: pa.Array) -> pa.Array:
+    """``CITATION.sub("", line)`` for the lines with a "[" (in Python: ``\\d`` is any
+    Unicode digit)."""
+    mask = pc.match_substring(lines, "[")
+    cited = [CITATION.sub("", line) for line in lines.filter(mask).to_pylist()]
+    return pc.replace_with_mask(lines, mask, pa.array(cited, lines.type)) if cited else lines
+
+
+def _lower(lines: pa.Array) -> pa.Array:
+    """``line.lower()`` of each line: by Arrow for ASCII lines (exact there), by Python for
+    the others."""
+    ascii_ = pc.string_is_ascii(lines)
+    others = [line.lower() for line in lines.filter(pc.invert(ascii_)).to_pylist()]
+    lower = pc.utf8_lower(lines)
+    return pc.replace_with_mask(lower, pc.invert(ascii_), pa.array(others, lines.type)) \
+        if others else lower
+
+
+def _first_reject(rejects: np.ndarray, parts: pa.ListArray) -> list[str | None]:
+    """Per document, the reason of its first rejecting line (DataTrove stops there)."""
+    names = (None, "lorem_ipsum", "curly_bracket")
+    first = np.zeros(len(parts), np.int8)
+    flagged = np.flatnonzero(rejects)
+    owners = owner(parts)[flagged]
+    docs, at = np.unique(owners, return_index=True)
+    first[docs] = rejects[flagged[at]]
+    return [names[k] for k in first.tolist()]

@@ -9,14 +9,24 @@ per word token (``list_ratio``); a document without non-blank lines is ``empty``
 
 from __future__ import annotations
 
-from operator import methodcaller
-
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curate.core.registry import register_scorer
 from curate.core.scorer import EASIER, Scorer, rule_columns
 from curate.core.validate import boolean, fraction, non_negative_int, number, string, string_list
-from scorers.text.tokenize import TERMINAL_PUNCTUATION, text_words
+from scorers.text.columns import (
+    count,
+    drop,
+    duplicates,
+    elements,
+    lengths,
+    sizes,
+    sum_per_list,
+    text_array,
+)
+from scorers.text.tokenize import TERMINAL_PUNCTUATION, batch_tokens
 
 
 @register_scorer
@@ -33,6 +43,10 @@ class FineWebQuality(Scorer):
     ``stop_chars`` = DataTrove's terminal punctuation, ``short_line_thr=0.67`` with
     ``short_line_length=30``, ``char_duplicates_ratio=0.01``, ``new_line_ratio=0.3``.
     ``stop_chars`` is a list of line endings or the text ``.;!;?``.
+
+    ``all_signals=False`` computes ``list_ratio``, the one signal that needs the word
+    tokens, only for the documents that pass the three other checks, as DataTrove does
+    (null for the others); keep/drop decisions and the other signals are the same.
     """
 
     name = "fineweb_quality"
@@ -49,7 +63,8 @@ class FineWebQuality(Scorer):
     def __init__(self, line_punct_thr: float = 0.12, line_punct_exclude_zero: bool = False,
                  stop_chars: tuple[str, ...] | None = None, short_line_thr: float = 0.67,
                  short_line_length: int = 30, char_duplicates_ratio: float = 0.01,
-                 new_line_ratio: float = 0.3, text_column: str = "text"):
+                 new_line_ratio: float = 0.3, all_signals: bool = True,
+                 text_column: str = "text"):
         owner = self.name
         self.line_punct_thr = fraction(owner, "line_punct_thr", line_punct_thr)
         self.line_punct_exclude_zero = boolean(owner, "line_punct_exclude_zero",
@@ -62,22 +77,45 @@ class FineWebQuality(Scorer):
                                               char_duplicates_ratio)
         # newlines per word token can exceed 1, so this bound is not a fraction
         self.new_line_ratio = number(owner, "new_line_ratio", new_line_ratio, minimum=0)
+        self.all_signals = boolean(owner, "all_signals", all_signals)
         self.text_column = string(owner, "text_column", text_column)
-        ends = tuple(TERMINAL_PUNCTUATION) if self.stop_chars is None else self.stop_chars
-        self._ends_with_stop = methodcaller("endswith", ends)
+        ends = sorted(TERMINAL_PUNCTUATION) if self.stop_chars is None else self.stop_chars
+        #: line endings by length: a line ends with one if its last characters are in the set
+        self._endings = {n: pa.array([e for e in ends if len(e) == n], pa.string())
+                         for n in set(map(len, ends))}
 
-    def signals(self, text: str) -> tuple | None:
-        """(line_punct_ratio, short_line_ratio, char_dup_ratio, list_ratio), None if empty."""
-        lines = list(filter(str.strip, text.split("\n")))
-        if not lines:
-            return None
-        n = len(lines)
-        punct = sum(map(self._ends_with_stop, lines)) / n
-        short = sum(map(self.short_line_length.__ge__, map(len, lines))) / n
-        unique = set(lines)
-        newlines = text.count("\n")
-        dup_chars = sum(map(len, lines)) - sum(map(len, unique))
-        return punct, short, dup_chars / (len(text) - newlines), newlines / len(text_words(text))
+    def signals(self, texts: pa.Array) -> list[tuple | None]:
+        """Per document: (line_punct_ratio, short_line_ratio, char_dup_ratio, list_ratio),
+        None if it has no non-blank line."""
+        pieces = pc.split_pattern(texts, "\n")
+        blank = pc.or_(pc.utf8_is_space(elements(pieces)),
+                       pc.equal(pc.utf8_length(elements(pieces)), 0))
+        lines = drop(pieces, blank.to_numpy(zero_copy_only=False))
+        n = np.maximum(sizes(lines), 1)
+        punct = sum_per_list(self._ends_with_stop(elements(lines)), lines) / n
+        short = sum_per_list(lengths(elements(lines)) <= self.short_line_length, lines) / n
+        newlines = count(texts, "\n")
+        dup = duplicates(lines)[1] / np.maximum(lengths(texts) - newlines, 1)
+        rows = list(zip(punct.tolist(), short.tolist(), dup.tolist()))
+        listed = sizes(lines) > 0  # the documents whose list ratio is computed
+        if self.all_signals:
+            counts = batch_tokens(texts).counts[listed]
+        else:  # only those that reach the list-ratio check
+            listed &= [self.reason((*row, 0.0)) is None for row in rows]
+            counts = batch_tokens(texts.filter(pa.array(listed))).counts
+        list_ratio = np.full(len(texts), None, object)
+        list_ratio[listed] = (newlines[listed] / np.maximum(counts, 1)).tolist()
+        return [(*row, ratio) if has_lines else None
+                for row, ratio, has_lines in zip(rows, list_ratio, sizes(lines).tolist())]
+
+    def _ends_with_stop(self, lines: pa.Array) -> np.ndarray:
+        """Whether each line ends with one of ``stop_chars``."""
+        hit = np.zeros(len(lines), bool)
+        for n, endings in self._endings.items():
+            tail = pc.utf8_slice_codeunits(lines, start=-n) if n else pc.utf8_slice_codeunits(
+                lines, start=0, stop=0)
+            hit |= pc.is_in(tail, value_set=endings).to_numpy(zero_copy_only=False)
+        return hit
 
     def reason(self, sig: tuple | None) -> str | None:
         """DataTrove's first failing check for one document's signals, or None."""
@@ -95,7 +133,7 @@ class FineWebQuality(Scorer):
         return None
 
     def score_batch(self, batch: pa.Table) -> pa.Table:
-        rows = [self.signals(t) for t in self.texts(batch)]
+        rows = self.signals(text_array(batch, self.text_column))
         reasons = [self.reason(r) for r in rows]
         names = ("line_punct_ratio", "short_line_ratio", "char_dup_ratio", "list_ratio")
         columns = list(zip(*[r if r is not None else (None,) * 4 for r in rows])) if rows \

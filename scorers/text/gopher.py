@@ -11,28 +11,36 @@ rejected it, so thresholds can be changed later with SQL over the score table.
 
 from __future__ import annotations
 
-import re
-from collections import Counter
-from itertools import compress, count
-from operator import methodcaller, mul
-
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curate.core.errors import CurateError
 from curate.core.registry import register_scorer
 from curate.core.scorer import EASIER, Scorer, rule_columns
 from curate.core.validate import fraction, integer, non_negative_int, number, string, string_list
-from scorers.text.tokenize import text_words, token_flags
+from scorers.text.columns import (
+    count,
+    duplicates,
+    elements,
+    lengths,
+    nonempty_lines,
+    paragraphs,
+    sizes,
+    splitlines,
+    sum_between,
+    sum_per_list,
+    text_array,
+)
+from scorers.text.tokenize import batch_tokens, token_flags
 
 #: DataTrove's default stop words (matched case-sensitively, counted once each).
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 
 
-_is_symbol = methodcaller("__getitem__", 0)
-_has_alpha = methodcaller("__getitem__", 1)
-_starts_with_bullet = methodcaller("startswith", ("•", "-"))
-_ends_with_ellipsis = methodcaller("endswith", ("...", "…"))
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> list[float | None]:
+    """numerator / denominator per document, None where the denominator is 0."""
+    return [n / d if d else None for n, d in zip(numerator.tolist(), denominator.tolist())]
 
 
 @register_scorer
@@ -102,33 +110,38 @@ class GopherQuality(Scorer):
         self.text_column = string(owner, "text_column", text_column)
         self._stop_set = frozenset(STOP_WORDS if self.stop_words is None else self.stop_words)
 
-    def signals(self, text: str) -> tuple:
-        """(word_count, token_count, mean_word_length, hash_ratio, ellipsis_ratio,
-        bullet_lines_ratio, end_ellipsis_ratio, alpha_words_ratio, stop_words)."""
-        counts = Counter(text_words(text))
-        n_tokens = counts.total()
-        uniq = list(counts)
-        freq = list(counts.values())
-        flags = list(map(token_flags, uniq))
-        symbol = list(map(_is_symbol, flags))
-        lengths = list(map(len, uniq))
-        n_words = n_tokens - sum(compress(freq, symbol))
-        word_chars = sum(map(mul, lengths, freq)) - sum(map(mul, compress(lengths, symbol),
-                                                         compress(freq, symbol)))
-        stop = len(self._stop_set & counts.keys())
-        lines = text.splitlines()
-        n_lines = len(lines)
-        bullets = sum(map(_starts_with_bullet, map(str.lstrip, lines))) / n_lines if n_lines \
-            else None
-        end_ellipsis = sum(map(_ends_with_ellipsis, map(str.rstrip, lines))) / n_lines \
-            if n_lines else None
-        if not n_tokens:
-            return n_words, 0, None, None, None, bullets, end_ellipsis, None, stop
-        mean_len = word_chars / n_words if n_words else None
-        hashes = text.count("#") / n_tokens
-        ellipsis = (text.count("...") + text.count("…")) / n_tokens
-        alpha = sum(compress(freq, map(_has_alpha, flags))) / n_tokens
-        return n_words, n_tokens, mean_len, hashes, ellipsis, bullets, end_ellipsis, alpha, stop
+    def signals(self, texts: pa.Array) -> list[tuple]:
+        """Per document: (word_count, token_count, mean_word_length, hash_ratio,
+        ellipsis_ratio, bullet_lines_ratio, end_ellipsis_ratio, alpha_words_ratio,
+        stop_words)."""
+        tokens = batch_tokens(texts)
+        symbol, alpha = (flag[tokens.ids] for flag in token_flags(tokens.vocab))
+        n_tokens, offsets = tokens.counts, tokens.offsets
+        n_words = n_tokens - sum_between(symbol, offsets)
+        word_chars = sum_between(np.where(symbol, 0, tokens.lengths[tokens.ids]), offsets)
+        alpha = sum_between(alpha, offsets)
+        stop = self._distinct_stop_words(tokens)
+        lines = splitlines(texts)
+        n_lines = sizes(lines)
+        bullets = sum_per_list(_any(pc.utf8_ltrim_whitespace(elements(lines)), "starts_with",
+                                    ("•", "-")), lines)
+        end_ellipsis = sum_per_list(_any(pc.utf8_rtrim_whitespace(elements(lines)),
+                                         "ends_with", ("...", "…")), lines)
+        hashes = count(texts, "#")
+        ellipsis = count(texts, "...") + count(texts, "…")
+        return list(zip(n_words.tolist(), n_tokens.tolist(), _ratio(word_chars, n_words),
+                        _ratio(hashes, n_tokens), _ratio(ellipsis, n_tokens),
+                        _ratio(bullets, n_lines), _ratio(end_ellipsis, n_lines),
+                        _ratio(alpha, n_tokens), stop.tolist()))
+
+    def _distinct_stop_words(self, tokens) -> np.ndarray:
+        """Distinct stop words among each text's tokens."""
+        is_stop = pc.is_in(tokens.vocab, value_set=pa.array(sorted(self._stop_set), pa.string()))
+        where = np.flatnonzero(is_stop.to_numpy(zero_copy_only=False)[tokens.ids])
+        text = np.searchsorted(tokens.offsets, where, side="right") - 1
+        vocab_size = max(len(tokens.vocab), 1)
+        pairs = np.unique(text * vocab_size + tokens.ids[where])
+        return np.bincount(pairs // vocab_size, minlength=len(tokens.counts))
 
     def reason(self, sig: tuple) -> str | None:
         """DataTrove's first failing check for one document's signals, or None."""
@@ -162,7 +175,7 @@ class GopherQuality(Scorer):
         return None
 
     def score_batch(self, batch: pa.Table) -> pa.Table:
-        rows = [self.signals(t) for t in self.texts(batch)]
+        rows = self.signals(text_array(batch, self.text_column))
         reasons = [self.reason(r) for r in rows]
         names = ("word_count", "token_count", "mean_word_length", "hash_ratio", "ellipsis_ratio",
                  "bullet_lines_ratio", "end_ellipsis_ratio", "alpha_words_ratio", "stop_words")
@@ -172,132 +185,195 @@ class GopherQuality(Scorer):
         return rule_columns(self.name, [r is None for r in reasons], reasons, signals)
 
 
-def duplicates(items: list[str]) -> tuple[int, int]:
-    """(repeated elements, characters in repeated elements): every occurrence after the first."""
-    unique = set(items)
-    return len(items) - len(unique), sum(map(len, items)) - sum(map(len, unique))
+def _any(strings: pa.Array, test: str, patterns: tuple[str, ...]) -> np.ndarray:
+    """Whether each string passes ``pc.<test>`` (``starts_with``, ``ends_with``) for one of
+    ``patterns``."""
+    hit = np.zeros(len(strings), bool)
+    for pattern in patterns:
+        hit |= getattr(pc, test)(strings, pattern).to_numpy(zero_copy_only=False)
+    return hit
 
 
 class NGrams:
-    """Equal-n-gram classes of one token list, computed with numpy.
+    """Equal n-gram classes in every text of a batch at once, with numpy.
 
-    ``labels(n)[i]`` is the first position whose n tokens equal the n tokens at ``i`` (so a
-    position is a repeat when its label is smaller than itself). Labels of length n are
-    built from two shorter ones, so all lengths cost a few sorts of integer codes.
-    N-grams are compared as token sequences; DataTrove's repeated-n-gram scan compares
-    their concatenation without separators, which can also equate different splits of
-    the same characters (e.g. "ab c" and "a bc"), a case this does not reproduce.
+    Tokens are given as ids with their lengths and each text's token ``offsets``; positions
+    are batch positions and no n-gram spans two texts. For each n the n-grams that occur
+    at least twice in their text are found from those of length n - 1 (an n-gram at i
+    repeats only if the (n-1)-grams at i and i + 1 do), so each length sorts fewer
+    positions than the one before; the first length is 2 unless 1 is asked for. N-grams
+    are compared as token sequences; DataTrove's repeated-n-gram scan compares their
+    concatenation without separators, which can also equate different splits of the same
+    characters (e.g. "ab c" and "a bc"), a case this does not reproduce. Every method
+    returns one value per text.
     """
 
-    def __init__(self, words: list[str]):
-        self.size = len(words)
-        first: dict[str, int] = {}
-        ids = np.fromiter(map(first.setdefault, words, count()), np.int64, self.size)
-        self._labels = {1: ids}
-        #: n-grams of this length or longer never repeat (known once a shorter length showed it)
-        self.repeat_free_from = self.size + 1
-        self._top: dict[int, int] = {}
-        self.offsets = np.zeros(self.size + 1, np.int64)
-        np.cumsum(np.fromiter(map(len, words), np.int64, self.size), out=self.offsets[1:])
+    def __init__(self, ids: np.ndarray, lengths: np.ndarray, offsets: np.ndarray):
+        self.offsets = offsets
+        self.size = int(offsets[-1])
+        self.ids = ids
+        self.text = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+        self.text_end = offsets[1:][self.text]
+        #: ``chars[j] - chars[i]``: characters of tokens i..j-1 (whitespace excluded)
+        self.chars = np.concatenate([[0], np.cumsum(lengths)])
+        self._vocab = int(ids.max()) + 1 if len(ids) else 1
+        self._level: tuple | None = None
+        self._tops: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def labels(self, n: int) -> np.ndarray:
-        if n not in self._labels:
-            head = self.labels((n + 1) // 2)
-            tail = self.labels(n // 2)[(n + 1) // 2:]
-            codes = head[:len(tail)] * self.size + tail
-            _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
-            self._labels[n] = first[inverse]
-        return self._labels[n]
+    @classmethod
+    def of_words(cls, *texts: list[str]) -> NGrams:
+        """The n-grams of texts given as token lists."""
+        index: dict[str, int] = {}
+        flat = [token for words in texts for token in words]
+        ids = np.array([index.setdefault(token, len(index)) for token in flat], np.int64)
+        offsets = np.concatenate([[0], np.cumsum([len(words) for words in texts])]).astype(int)
+        return cls(ids, np.array([len(token) for token in flat], np.int64), offsets)
 
-    @property
-    def chars(self) -> int:
-        """Characters of all tokens (whitespace between them excluded)."""
-        return int(self.offsets[-1])
+    def repeated(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, labels): the positions, in order, whose n-gram occurs more than once
+        in its text, and for each the first position of that n-gram."""
+        if self._level is None or n < self._level[0]:
+            self._level = self._first_level(n)
+        length, positions, labels = self._level
+        while length < n and len(positions):
+            # the n-gram at i is the (n-1)-gram at i plus token i + n - 1; it can only
+            # repeat if the (n-1)-gram at i + 1 does too
+            length += 1
+            label_at = np.full(self.size + 1, -1)
+            label_at[positions] = labels
+            candidates = positions[(label_at[positions + 1] >= 0)
+                                   & (positions + length <= self.text_end[positions])]
+            positions, labels = self._extend(candidates, label_at[candidates], length)
+        self._level = (n, positions, labels)
+        return positions, labels
 
-    def top(self, n: int) -> int:
-        """First position of the most frequent n-gram; ties go to the n-gram seen first,
-        like ``Counter.most_common(1)``. Needs at least n tokens."""
-        if n not in self._top:
-            self._top[n] = int(np.argmax(np.bincount(self.labels(n))))
-        return self._top[n]
+    def _extend(self, candidates: np.ndarray, first: np.ndarray, length: int):
+        """Repeated n-grams (n = ``length``) among ``candidates``, whose (n-1)-grams first
+        occur at ``first``: where the first occurrence continues with the same token, that
+        is the n-gram's first occurrence too (an earlier one would start an earlier
+        (n-1)-gram); only the others are grouped by sorting."""
+        following = self.ids[candidates + length - 1]
+        same = self.ids[first + length - 1] == following
+        labels = np.where(same, first, -1)
+        repeated = same & (np.bincount(first[same], minlength=self.size)[first] > 1)
+        others = np.flatnonzero(~same)
+        grouped, group_labels = _repeated_classes(
+            others, first[others] * self._vocab + following[others])
+        labels[grouped] = candidates[group_labels]
+        repeated[grouped] = True
+        return candidates[repeated], labels[repeated]
 
-    def top_chars(self, n: int) -> int:
+    def _first_level(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """Bigram classes straight from the token ids (tokens seen once in the batch cannot
+        start or end a repeated bigram), or single tokens when n is 1 or the codes could
+        overflow."""
+        if n == 1 or (len(self.offsets) - 1) * self._vocab ** 2 >= 2 ** 62:
+            return (1, *_repeated_classes(np.arange(self.size), self.text * self._vocab + self.ids))
+        seen_twice = np.bincount(self.ids, minlength=self._vocab)[self.ids] > 1
+        starts = np.flatnonzero(seen_twice[:-1] & seen_twice[1:]
+                                & (np.arange(1, self.size) < self.text_end[:-1]))
+        codes = (self.text[starts] * self._vocab + self.ids[starts]) * self._vocab \
+            + self.ids[starts + 1]
+        return (2, *_repeated_classes(starts, codes))
+
+    def top(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(first position, occurrences) of each text's most frequent n-gram, ties going to
+        the n-gram seen first like ``Counter.most_common(1)``; (-1, 0) for a text with fewer
+        than n tokens."""
+        if n not in self._tops:
+            self._tops[n] = self._top(n)
+        return self._tops[n]
+
+    def _top(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        counts = np.diff(self.offsets)
+        best = np.where(counts >= n, self.offsets[:-1], -1)
+        occurrences = (counts >= n).astype(np.int64)
+        # repeated n-grams by first position, in order, so each text's are contiguous
+        sizes_ = np.bincount(self.repeated(n)[1], minlength=self.size)
+        firsts = np.flatnonzero(sizes_)
+        if len(firsts):
+            texts, counted = self.text[firsts], sizes_[firsts]
+            starts = np.flatnonzero(np.concatenate([[True], texts[1:] != texts[:-1]]))
+            most = np.repeat(np.maximum.reduceat(counted, starts),
+                             np.diff(np.append(starts, len(firsts))))
+            at_most = firsts[counted == most]
+            winners = at_most[np.concatenate([[True], self.text[at_most][1:]
+                                              != self.text[at_most][:-1]])]
+            best[self.text[winners]] = winners
+            occurrences[self.text[winners]] = sizes_[winners]
+        return best, occurrences
+
+    def top_chars(self, n: int) -> np.ndarray:
         """DataTrove's top n-gram characters: the most frequent n-gram's space-joined length
-        times its count, overlapping occurrences included (so it can exceed :attr:`chars`);
-        0 when there are fewer than n tokens."""
-        if self.size < n:
-            return 0
-        best = self.top(n)
-        count = int(np.count_nonzero(self.labels(n) == best))
-        chars = int(self.offsets[best + n] - self.offsets[best])
-        return (chars + n - 1) * count
+        times its count, overlapping occurrences included (so it can exceed the text's
+        characters); 0 for a text with fewer than n tokens."""
+        best, occurrences = self.top(n)
+        found = best >= 0
+        chars = np.zeros(len(best), np.int64)
+        chars[found] = self.chars[best[found] + n] - self.chars[best[found]] + n - 1
+        return chars * occurrences
 
-    def top_coverage(self, n: int) -> int:
-        """Token characters covered by occurrences of the most frequent n-gram, each token
-        counted once however many overlapping occurrences cover it (at most :attr:`chars`);
-        0 when there are fewer than n tokens."""
-        if self.size < n:
-            return 0
-        starts = np.flatnonzero(self.labels(n) == self.top(n))
-        edges = np.zeros(self.size + 1, np.int64)
-        edges[starts] += 1  # starts are distinct, and so are starts + n
-        edges[starts + n] -= 1
-        covered = np.cumsum(edges[:-1]) > 0
-        return int(np.diff(self.offsets)[covered].sum())
+    def top_coverage(self, n: int) -> np.ndarray:
+        """Token characters covered by occurrences of each text's most frequent n-gram, each
+        token counted once however many overlapping occurrences cover it; 0 for a text with
+        fewer than n tokens."""
+        best, occurrences = self.top(n)
+        positions, labels = self.repeated(n)
+        # the occurrences, in order: those of the repeated top n-grams, then the single
+        # occurrence of the texts whose n-grams are all distinct
+        starts = np.concatenate([positions[best[self.text[positions]] == labels],
+                                 best[(best >= 0) & (occurrences == 1)]])
+        if not len(starts):
+            return np.zeros(len(best), np.int64)
+        # each covers n tokens, or the tokens up to the next occurrence in its text
+        following = np.append(starts[1:], self.size)
+        following[np.append(self.text[starts[1:]] != self.text[starts[:-1]], True)] = self.size
+        covered = self.chars[np.minimum(starts + n, following)] - self.chars[starts]
+        return np.bincount(self.text[starts], covered, len(best)).astype(np.int64)
 
-    def repeated_chars(self, n: int) -> int:
-        """Characters in repeated n-grams, scanning left to right and jumping over a repeat.
+    def repeated_chars(self, n: int) -> np.ndarray:
+        """Characters in repeated n-grams, scanning each text left to right and jumping over
+        a repeat.
 
         This is DataTrove's scan: at position i, an n-gram already recorded adds its length
         and moves to i + n (the n-grams jumped over are not recorded); a new one is recorded
-        and moves to i + 1. Only repeats can add characters, so only they are visited: a
-        repeat is a hit when an earlier occurrence was visited, i.e. a previous repeat of it
-        was visited or its first occurrence was not jumped over.
+        and moves to i + 1. An n-gram seen once can never add characters, so only the
+        positions of repeated ones are visited; a jump never crosses into the next text.
         """
-        if self.size < n or n >= self.repeat_free_from:
-            return 0
-        labels = self.labels(n)
-        repeats = np.flatnonzero(labels != np.arange(len(labels)))
-        if not len(repeats):
-            # no n-gram repeats, so no longer one does either
-            self.repeat_free_from = min(self.repeat_free_from, n)
-            return 0
-        lengths = self.offsets[repeats + n] - self.offsets[repeats]
-        total, resume = 0, 0
-        visited: set[int] = set()  # n-grams (by first position) with a visited repeat
-        jumped: set[int] = set()  # positions the scan jumped over
-        for pos, key, length in zip(repeats.tolist(), labels[repeats].tolist(),
-                                    lengths.tolist()):
-            if pos < resume:
-                continue
-            if key in visited or key not in jumped:
-                total += length
-                resume = pos + n
-                jumped.update(range(pos + 1, resume))
-            visited.add(key)
-        return total
+        positions, labels = self.repeated(n)
+        hits, resume, recorded = [], 0, bytearray(self.size)  # recorded[label]: visited
+        for pos, label in zip(positions.tolist(), labels.tolist()):
+            if pos >= resume:
+                if recorded[label]:
+                    hits.append(pos)
+                    resume = pos + n
+                else:
+                    recorded[label] = 1
+        hits = np.array(hits, np.int64)
+        chars = np.zeros(self.size, np.int64)
+        chars[hits] = self.chars[hits + n] - self.chars[hits]
+        return sum_between(chars, self.offsets)
 
 
-_PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
-
-
-def paragraphs(text: str) -> list[str]:
-    """``re.split(r"\\n{2,}", text.strip())`` (a plain split when no run exceeds two)."""
-    text = text.strip()
-    return _PARAGRAPH_SPLIT.split(text) if "\n\n\n" in text else text.split("\n\n")
-
-
-def lines(text: str) -> list[str]:
-    """``re.split(r"\\n+", text)``: non-empty lines, plus an empty first or last one when the
-    text starts or ends with a newline."""
-    if not text:
-        return [""]
-    parts = list(filter(None, text.split("\n")))
-    if text.startswith("\n"):
-        parts.insert(0, "")
-    if text.endswith("\n"):
-        parts.append("")
-    return parts
+def _repeated_classes(positions: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of ``positions`` (ascending) with equality ``codes``: the positions whose code occurs
+    more than once, in order, and for each the first position with that code."""
+    size = len(codes)
+    if not size:
+        return positions, positions
+    # sorted by code, then by position (a stable sort, as one key when that cannot overflow)
+    if int(codes.max()) < (2 ** 62) // size:
+        order = np.argsort(codes * size + np.arange(size))
+    else:
+        order = np.argsort(codes, kind="stable")
+    ordered = codes[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    group_sizes = np.diff(np.append(starts, size))
+    repeated = np.empty(size, bool)
+    repeated[order] = np.repeat(group_sizes > 1, group_sizes)
+    labels = np.empty(size, positions.dtype)
+    labels[order] = np.repeat(positions[order[starts]], group_sizes)
+    return positions[repeated], labels[repeated]
 
 
 def ngram_thresholds(owner: str, name: str, value) -> tuple[tuple[int, float], ...]:
@@ -400,22 +476,34 @@ class GopherRepetition(Scorer):
                 + [f"dup_{n}_gram_frac" for n, _ in self.dup_n_grams]
                 + [f"top_{n}_gram_datatrove" for n, _ in self.top_n_grams])
 
-    def signals(self, text: str) -> tuple | None:
-        """The raw signals in :meth:`signal_names` order, or None for an empty text."""
-        if not text:
-            return None
-        size = len(text)
-        paras = paragraphs(text)
+    def signals(self, texts: pa.Array) -> list[tuple | None]:
+        """Per document, the raw signals in :meth:`signal_names` order (None if empty)."""
+        size = lengths(texts)
+        per_char = np.maximum(size, 1)
+        paras = paragraphs(texts)
         para_dups, para_chars = duplicates(paras)
-        rows = lines(text)
+        rows = nonempty_lines(texts)
         line_dups, line_chars = duplicates(rows)
-        grams = NGrams(text_words(text))
-        word_chars = max(grams.chars, 1)  # 0 only without tokens, where coverage is 0 too
-        return (para_dups / len(paras), para_chars / size,
-                line_dups / len(rows), line_chars / size,
-                *(grams.top_coverage(n) / word_chars for n, _ in self.top_n_grams),
-                *(grams.repeated_chars(n) / size for n, _ in self.dup_n_grams),
-                *(grams.top_chars(n) / size for n, _ in self.top_n_grams))
+        tokens = batch_tokens(texts)
+        grams = NGrams(tokens.ids, tokens.lengths[tokens.ids], tokens.offsets)
+        # 0 only without tokens, where the coverage is 0 too
+        word_chars = np.maximum(sum_between(np.diff(grams.chars), tokens.offsets), 1)
+        top = {n for n, _ in self.top_n_grams}
+        dup = {n for n, _ in self.dup_n_grams}
+        values = {}
+        for n in sorted(top | dup):  # ascending, so each n-gram length is built once
+            if n in top:
+                values["coverage", n] = grams.top_coverage(n) / word_chars
+                values["top", n] = grams.top_chars(n) / per_char
+            if n in dup:
+                values["dup", n] = grams.repeated_chars(n) / per_char
+        columns = [para_dups / sizes(paras), para_chars / per_char,
+                   line_dups / sizes(rows), line_chars / per_char,
+                   *(values["coverage", n] for n, _ in self.top_n_grams),
+                   *(values["dup", n] for n, _ in self.dup_n_grams),
+                   *(values["top", n] for n, _ in self.top_n_grams)]
+        return [row if chars else None
+                for row, chars in zip(zip(*(c.tolist() for c in columns)), size.tolist())]
 
     def reason(self, sig: tuple | None) -> str | None:
         """DataTrove's first failing check for one document's signals, or None."""
@@ -441,7 +529,7 @@ class GopherRepetition(Scorer):
         return None
 
     def score_batch(self, batch: pa.Table) -> pa.Table:
-        rows = [self.signals(t) for t in self.texts(batch)]
+        rows = self.signals(text_array(batch, self.text_column))
         reasons = [self.reason(r) for r in rows]
         names = self.signal_names()
         columns = list(zip(*[r if r is not None else (None,) * len(names) for r in rows])) \

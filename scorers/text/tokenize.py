@@ -8,12 +8,14 @@ re-implements the same algorithm without importing spaCy:
   ``isspace`` test as spaCy), and each chunk is tokenized with spaCy's English rules:
   special cases (contractions, abbreviations, emoticons), prefixes, suffixes, URLs and
   infixes, applied in spaCy's order;
-* a chunk's tokens are cached, so a word seen before costs one dictionary lookup and a
-  whole document is tokenized by C-level ``map``/``chain`` over its chunks;
+* a chunk's tokens are cached, so a word seen before costs one dictionary lookup; chunks
+  made of one-character affixes around a plain core skip the affix loop (:func:`_affixed`);
+* :class:`BatchTokens` tokenizes a whole batch with pyarrow and numpy: each distinct chunk
+  of the batch is looked up once, and :func:`batch_tokens` keeps the last batch's result,
+  so the four rule-set scorers run over the same batch tokenize it once;
 * sentences are counted like the sentencizer: a new sentence starts at the first token
-  that is not punctuation after a token that is exactly a sentence-final character;
-* :func:`text_words` remembers the tokens of recently seen texts (up to 20 million
-  characters), so the four rule-set scorers run over the same batch tokenize each text once.
+  that is not punctuation after a token that is exactly a sentence-final character
+  (:func:`count_sentences_batch` does it for many lines at once).
 
 Not reproduced: spaCy's phrase matcher that re-merges special cases split across
 whitespace (``": )"`` becomes ``":)"`` in spaCy), and its exact Unicode letter tables
@@ -27,7 +29,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import cached_property
 from itertools import chain
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from scorers.text.columns import SPACE, LastResult, re2_class
 
 # ---------------------------------------------------------------------------------------
 # DataTrove's punctuation sets (datatrove/utils/text.py)
@@ -154,8 +163,31 @@ _UNITS = (
 ).split()
 _HYPHENS = "-|–|—|--|---|——|~"
 _ELLIPSES = [r"\.\.+", "…"]
-_ICON = f"[{_ICONS}]"
 _CONCAT_QUOTES = "".join(_QUOTES)
+
+
+_CLASS_ITEM = re.compile(r"(\\.|[^\\])(?:-(\\.|[^\\]))?", re.S)
+
+
+def _one_of(body: str) -> str:
+    """A regex for one character of the class ``[body]``, matching the same characters.
+
+    ``re`` scans the ranges above U+FFFF of a class one by one for every character tested,
+    so a class mixing both planes is written as its Basic Multilingual Plane part, then the
+    rest behind a one-range test that only such characters pass.
+    """
+    bmp, astral = [], []
+    for m in _CLASS_ITEM.finditer(body):
+        first, last = m.group(1)[-1], (m.group(2) or m.group(1))[-1]
+        if first < "\U00010000" <= last:
+            raise ValueError(f"range {m.group()!r} crosses U+10000")
+        (astral if last >= "\U00010000" else bmp).append(m.group())
+    if not astral:
+        return f"[{body}]"
+    return "(?:[{}]|(?=[\U00010000-\U0010ffff])[{}])".format("".join(bmp), "".join(astral))
+
+
+_ICON = _one_of(_ICONS)
 
 
 def _unescape(piece: str) -> str:
@@ -175,23 +207,24 @@ _SUFFIX_MAX = max(map(len, _SUFFIX_LITERALS | _SUFFIXES_AFTER_DIGIT))
 _LONG_SUFFIX_ENDS = frozenset(p[-1] for p in _SUFFIX_LITERALS | _SUFFIXES_AFTER_DIGIT
                               if len(p) > 1)
 # spaCy interpolates its "|"-joined punctuation and "(?:quotes)" inside this class.
-_DOT_SUFFIX_AFTER = re.compile(
-    r"[0-9{}%²\-\+{}(?:{})]".format(_ALPHA_LOWER, "|".join(_PUNCT), _CONCAT_QUOTES))
-_UPPER = re.compile(f"[{_ALPHA_UPPER}]")
+_DOT_SUFFIX_AFTER = re.compile(_one_of(
+    r"0-9{}%²\-\+{}(?:{})".format(_ALPHA_LOWER, "|".join(_PUNCT), _CONCAT_QUOTES)))
+_UPPER = re.compile(_one_of(_ALPHA_UPPER))
 _ICON_CHAR = re.compile(_ICON)
 _INFIXES = _ELLIPSES + [_ICON] + [
     r"(?<=[0-9])[+\-\*^](?=[0-9-])",
-    rf"(?<=[{_ALPHA_LOWER}{_CONCAT_QUOTES}])\.(?=[{_ALPHA_UPPER}{_CONCAT_QUOTES}])",
-    rf"(?<=[{_ALPHA}]),(?=[{_ALPHA}])",
-    rf"(?<=[{_ALPHA}0-9])(?:{_HYPHENS})(?=[{_ALPHA}])",
-    rf"(?<=[{_ALPHA}0-9])[:<>=/](?=[{_ALPHA}])",
+    rf"(?<={_one_of(_ALPHA_LOWER + _CONCAT_QUOTES)})\.(?={_one_of(_ALPHA_UPPER + _CONCAT_QUOTES)})",
+    rf"(?<={_one_of(_ALPHA)}),(?={_one_of(_ALPHA)})",
+    rf"(?<={_one_of(_ALPHA + '0-9')})(?:{_HYPHENS})(?={_one_of(_ALPHA)})",
+    rf"(?<={_one_of(_ALPHA + '0-9')})[:<>=/](?={_one_of(_ALPHA)})",
 ]
 
 _PREFIX_RE = re.compile("|".join("^" + p for p in _PREFIXES))
-_INFIX_RE = re.compile("|".join(_INFIXES))
-# Every infix starts with one of these characters.
-_INFIX_START = re.compile("[.…+\\-*^,–—~:<>=/]|" + _ICON)
-_MAY_HAVE_INFIX = _INFIX_START.search
+# Every infix starts with one of the characters of the leading look-ahead, which lets other
+# positions fail fast.
+_ASCII_INFIX_START = re.compile(r"[.+\-*^,~:<>=/]").search
+_INFIX_SPLIT = re.compile("((?=[.…+\\-*^,–—~:<>=/]|{})(?:{}))".format(
+    _ICON, "|".join(_INFIXES))).split
 # spaCy's URL_MATCH (from Diego Perini's URL regex, with spaCy's modifications).
 _URL_RE = re.compile(
     r"^(?:(?:[\w\+\-\.]{2,})://)?(?:\S+(?::\S*)?@)?(?:"
@@ -200,7 +233,7 @@ _URL_RE = re.compile(
     r"(?:[1-9]\d?|1\d\d|2[01]\d|22[0-3])(?:\.(?:1?\d{1,2}|2[0-4]\d|25[0-5])){2}"
     r"(?:\.(?:[1-9]\d?|1\d\d|2[0-4]\d|25[0-4]))"
     r"|(?:(?:[A-Za-z0-9\u00a1-\uffff][A-Za-z0-9\u00a1-\uffff_-]{0,62})?[A-Za-z0-9\u00a1-\uffff]\.)+"
-    r"(?:[" + _ALPHA_LOWER + r"]{2,63}))(?::\d{2,5})?(?:[/?#]\S*)?$"
+    r"(?:" + _one_of(_ALPHA_LOWER) + r"{2,63}))(?::\d{2,5})?(?:[/?#]\S*)?$"
 )
 
 # ---------------------------------------------------------------------------------------
@@ -380,24 +413,24 @@ def _split_affixes(s: str, specials: dict) -> tuple[list[str], str, list[str]]:
     return prefixes, s, suffixes
 
 
-def _split_infixes(s: str) -> list[str]:
-    """Split ``s`` around its infixes, like spaCy's ``finditer`` loop (matches can only start
-    at an infix character, so only those positions are tried)."""
-    out, start, resume = [], 0, 0
-    for candidate in _INFIX_START.finditer(s):
-        pos = candidate.start()
-        if pos < resume or not (m := _INFIX_RE.match(s, pos)):
-            continue
-        resume = m.end()
-        if pos == 0:  # spaCy ignores an infix at the very start
-            continue
-        if pos != start:
-            out.append(s[start:pos])
-        out.append(m.group())
-        start = m.end()
-    if s[start:]:
-        out.append(s[start:])
-    return out
+def _split_infixes(s: str) -> list[str] | None:
+    """``s`` cut around its infixes like spaCy's ``finditer`` loop (which ignores an infix
+    at the very start); None when it has none."""
+    parts = _INFIX_SPLIT(s)
+    if len(parts) == 1:
+        return None
+    if not parts[0]:
+        parts[:3] = [parts[1] + parts[2]]
+    return [p for p in parts if p]
+
+
+def _core_tokens(core: str) -> list[str]:
+    """Tokens of what the affix loop left of a chunk, when it is not a special case: one
+    token if it is a URL or has no infix, else its pieces around the infixes."""
+    if core.isalnum() or (core.isascii() and not _ASCII_INFIX_START(core)):
+        return [core]
+    pieces = _split_infixes(core)
+    return [core] if pieces is None or _URL_RE.match(core) else pieces
 
 
 def _tokenize_chunk(chunk: str, specials: dict) -> list[str]:
@@ -411,12 +444,8 @@ def _tokenize_chunk(chunk: str, specials: dict) -> list[str]:
     if core:
         if core in specials:
             tokens.extend(specials[core])
-        elif core.isalnum():
-            tokens.append(core)
-        elif not _MAY_HAVE_INFIX(core) or _URL_RE.match(core):
-            tokens.append(core)
         else:
-            tokens.extend(_split_infixes(core))
+            tokens.extend(_core_tokens(core))
     tokens.extend(reversed(suffixes))
     return tokens
 
@@ -434,8 +463,8 @@ def _affix_only_patterns() -> dict[tuple[str, ...], tuple[str, ...]]:
 _MERGE_PATTERNS = _affix_only_patterns()
 _MERGE_MAX = max(len(p) for p in _MERGE_PATTERNS)
 _MERGE_FIRST = {p[0] for p in _MERGE_PATTERNS}
-# A chunk can only need a merge if it contains one of those special cases verbatim.
-_MAY_MERGE = re.compile("|".join(re.escape("".join(p)) for p in _MERGE_PATTERNS)).search
+# Tokens can only need a merge if two consecutive ones start such a special case.
+_MERGE_PAIRS = frozenset(p[:2] for p in _MERGE_PATTERNS)
 
 
 def _merge_specials(tokens: list[str]) -> list[str]:
@@ -489,17 +518,58 @@ def _shortcut(chunk: str) -> list[str] | None:
     return None
 
 
+# Chunks shaped "prefix marks, core, suffix marks", e.g. ``("well-known"),`` or ``a.b()``, are
+# tokenized without spaCy's affix loop when it provably gives the same result: every
+# leading mark is a one-character prefix whatever follows it, every trailing mark a
+# one-character suffix whatever precedes it (a "." only after a character that makes it
+# one), the core is a fixed point of the loop, and no string the loop would look up can be a
+# special case, because the core is not part of any.
+_ONE_CHAR_PREFIXES = "".join(sorted(
+    c for c in map(_unescape, _PREFIXES) if len(c) == 1 and not c.isalnum() and c != "+"))
+_ONE_CHAR_SUFFIXES = "".join(sorted(
+    c for c in _SUFFIX_LITERALS
+    if len(c) == 1 and not c.isalnum() and c not in _LONG_SUFFIX_ENDS and c != "."))
+_SUFFIXES_AND_DOT = _ONE_CHAR_SUFFIXES + "."
+_POSSESSIVES = ("'s", "'S", "’s", "’S")
+_SPECIAL_PIECES = frozenset(case[i:j] for case in SPECIAL_CASES
+                            for i in range(len(case)) for j in range(i + 1, len(case) + 1))
+
+
+def _affixed(chunk: str) -> list[str] | None:
+    """Tokens of a chunk made of one-character prefixes, a core (possibly ending in a
+    possessive "'s") and one-character suffixes (see above); None when the chunk has
+    another shape or the shortcut might not hold."""
+    rest = chunk.lstrip(_ONE_CHAR_PREFIXES)
+    core = rest.rstrip(_SUFFIXES_AND_DOT)
+    suffixes = rest[len(core):]
+    if "." in suffixes and not all(c != "." or _DOT_SUFFIX_AFTER.match(rest, i - 1)
+                                   for i, c in enumerate(suffixes, len(core))):
+        return None
+    possessive = core[-2:] in _POSSESSIVES
+    if possessive:
+        core = core[:-2]
+    prefixes = chunk[:len(chunk) - len(rest)]
+    # A core of three characters or more keeps the suffix rules' look-back inside it once
+    # the suffixes are used up and only prefixes are left to peel.
+    if len(core) < (3 if len(prefixes) > len(suffixes) + possessive else 2) \
+            or core in _SPECIAL_PIECES or _prefix_len(core) or _suffix_len(core):
+        return None
+    tokens = [*prefixes, *_core_tokens(core)]
+    if possessive:
+        tokens.append(rest[len(core):len(core) + 2])
+    tokens += suffixes
+    return tokens
+
+
 def tokenize_chunk(chunk: str) -> tuple[str, ...]:
     """spaCy-English tokens of a string without whitespace."""
     if chunk in SPECIAL_CASES:
         return SPECIAL_CASES[chunk]
     if chunk.isalpha():
         return (chunk,)
-    tokens = _shortcut(chunk)
-    if tokens is None:
-        tokens = _tokenize_chunk(chunk, SPECIAL_CASES)
-        if len(tokens) > 1 and not _MERGE_FIRST.isdisjoint(tokens) and _MAY_MERGE(chunk):
-            tokens = _merge_specials(tokens)
+    tokens = _shortcut(chunk) or _affixed(chunk) or _tokenize_chunk(chunk, SPECIAL_CASES)
+    if len(tokens) > 1 and not _MERGE_PAIRS.isdisjoint(zip(tokens, tokens[1:])):
+        tokens = _merge_specials(tokens)
     return tuple(tokens)
 
 
@@ -525,53 +595,80 @@ def words(text: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------
-# Shared per-text memo, so several scorers over the same batch tokenize each text once
+# Whole batches: each distinct chunk of a batch is tokenized once, the rest is numpy
 # ---------------------------------------------------------------------------------------
 
 
-class _TextMemo(dict):
-    """text -> its token list, for the most recent texts (bounded by total characters)."""
+class BatchTokens:
+    """The word tokens of a batch of texts (``words`` of each), as ids into a vocabulary.
 
-    max_chars = 20_000_000
+    The texts are split with ``pyarrow.compute.utf8_split_whitespace`` (which splits where
+    ``str.split()`` does; the empty strings it adds around leading or trailing whitespace
+    have no tokens) and the chunks are dictionary-encoded, so each distinct chunk of the
+    batch costs one chunk-cache lookup and every per-token array is a numpy gather.
 
-    def __init__(self):
-        super().__init__()
-        self.chars = 0
+    ``offsets``: text i's tokens are positions ``offsets[i]:offsets[i + 1]``; ``counts``:
+    tokens per text. ``vocab`` (the batch's distinct tokens, an Arrow array), ``ids``
+    (each token's index in ``vocab``) and ``lengths`` (characters per vocab entry) are
+    built on first use.
+    """
 
-    def __missing__(self, text: str) -> list[str]:
-        tokens = words(text)
-        if self.chars + len(text) > self.max_chars:
-            self.clear()
-            self.chars = 0
-        self[text] = tokens
-        self.chars += len(text)
-        return tokens
+    def __init__(self, texts: pa.Array):
+        chunks = pc.utf8_split_whitespace(texts)
+        encoded = pc.dictionary_encode(pc.list_flatten(chunks))
+        self._chunk_tokens = list(map(chunk_tokens, encoded.dictionary.to_pylist()))
+        self._chunk_sizes = np.fromiter(map(len, self._chunk_tokens), np.int64,
+                                        len(self._chunk_tokens))
+        self._occurrences = encoded.indices.to_numpy(zero_copy_only=False)
+        self._ends = np.cumsum(self._chunk_sizes[self._occurrences])
+        chunk_ends = np.cumsum(pc.list_value_length(chunks).to_numpy(zero_copy_only=False))
+        self.offsets = np.concatenate([[0], self._ends])[np.concatenate([[0], chunk_ends])]
+        self.counts = np.diff(self.offsets)
+
+    @cached_property
+    def _encoded(self) -> pa.DictionaryArray:
+        """The tokens of the distinct chunks, one after the other, dictionary-encoded."""
+        return pc.dictionary_encode(pa.array(list(chain.from_iterable(self._chunk_tokens)),
+                                             pa.string()))
+
+    @cached_property
+    def vocab(self) -> pa.Array:
+        return self._encoded.dictionary
+
+    @cached_property
+    def lengths(self) -> np.ndarray:
+        return pc.utf8_length(self.vocab).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    @cached_property
+    def ids(self) -> np.ndarray:
+        flat = self._encoded.indices.to_numpy(zero_copy_only=False)
+        # occurrence k of chunk c holds flat[first[c]:first[c] + size[c]] at its positions
+        first = np.cumsum(self._chunk_sizes) - self._chunk_sizes
+        sizes = self._chunk_sizes[self._occurrences]
+        shift = first[self._occurrences] - (self._ends - sizes)
+        return flat[np.repeat(shift, sizes) + np.arange(self.offsets[-1])]
 
 
-_MEMO = _TextMemo()
+#: ``batch_tokens(texts)``: :class:`BatchTokens` of a string array without nulls, remembered
+#: for the most recent array, so the scorers run on the same batch tokenize it once.
+batch_tokens = LastResult(BatchTokens)
 
 
-def text_words(text: str) -> list[str]:
-    """Same as :func:`words`, remembered for recently seen texts (do not mutate the list)."""
-    return _MEMO[text]
+_SYMBOLS_ONLY = f"^{re2_class(PUNCTUATION_SET)}+$"
 
 
-class _TokenFlags(dict):
-    """token -> (made only of PUNCTUATION_SET characters, contains a letter)."""
+def token_flags(tokens: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Per token: (made only of PUNCTUATION_SET characters, has a ``str.isalpha`` one).
 
-    max_size = 1_000_000
-
-    def __missing__(self, token: str) -> tuple[bool, bool]:
-        if len(self) >= self.max_size:
-            self.clear()
-        flags = self[token] = (all(c in PUNCTUATION_SET for c in token),
-                               any(c.isalpha() for c in token))
-        return flags
-
-
-_FLAGS = _TokenFlags()
-#: ``token_flags(token) -> (is_symbol, has_alpha)``, cached per distinct token.
-token_flags = _FLAGS.__getitem__
+    Letters are found by Arrow in ASCII tokens and by Python in the others."""
+    symbol = pc.match_substring_regex(tokens, _SYMBOLS_ONLY).to_numpy(zero_copy_only=False)
+    ascii_ = pc.string_is_ascii(tokens).to_numpy(zero_copy_only=False)
+    alpha = np.zeros(len(tokens), bool)
+    alpha[ascii_] = pc.match_substring_regex(tokens.filter(pa.array(ascii_)),
+                                             "[A-Za-z]").to_numpy(zero_copy_only=False)
+    alpha[~ascii_] = [any(map(str.isalpha, t)) for t in tokens.filter(pa.array(~ascii_))
+                      .to_pylist()]
+    return symbol, alpha
 
 
 # ---------------------------------------------------------------------------------------
@@ -584,6 +681,15 @@ def _is_punct(token: str) -> bool:
     return all(unicodedata.category(c).startswith("P") for c in token)
 
 
+def _sentence_role(token: str) -> int:
+    """2: a sentence-final token, 1: other punctuation, 0: anything else."""
+    return 2 if token in SENTENCE_FINAL else int(not token.isalnum() and _is_punct(token))
+
+
+# The steps of a one-token chunk, by the token's role.
+_ONE_TOKEN_STEPS = (((0, False), (1, False)), ((0, False), (0, True)), ((0, True), (0, True)))
+
+
 class _SentenceSteps(dict):
     """chunk -> ((new_starts, seen_period) when entering without, (...) when entering after
     a sentence-final token): the sentencizer's state machine run over the chunk's tokens."""
@@ -593,16 +699,20 @@ class _SentenceSteps(dict):
     def __missing__(self, chunk: str):
         if len(self) >= self.max_size:
             self.clear()
+        tokens = chunk_tokens(chunk)
+        if len(tokens) == 1:
+            result = self[chunk] = _ONE_TOKEN_STEPS[_sentence_role(tokens[0])]
+            return result
+        roles = list(map(_sentence_role, tokens))
         steps = []
         for seen in (False, True):
             starts = 0
-            for tok in chunk_tokens(chunk):
-                final = tok in SENTENCE_FINAL
-                if seen and not final and not _is_punct(tok):
+            for role in roles:
+                if role == 2:
+                    seen = True
+                elif seen and not role:
                     starts += 1
                     seen = False
-                elif final:
-                    seen = True
             steps.append((starts, seen))
         result = self[chunk] = tuple(steps)
         return result
@@ -639,6 +749,43 @@ def count_sentences(text: str) -> int:
         n, seen = steps[piece][seen]
         starts += n
     return starts + 1 if any_token else 1
+
+
+# Lines count_sentences reads whitespace tokens in: whitespace at the start, two whitespace
+# characters in a row, or whitespace other than " " (RE2 syntax).
+_SPACE_TOKEN_RE2 = "^{0}|{0}{0}|{1}".format(
+    SPACE, re2_class(c for c in map(chr, range(0x3001)) if c.isspace() and c != " "))
+
+
+def count_sentences_batch(lines: pa.Array) -> np.ndarray:
+    """``[count_sentences(line) for line in lines]``, with numpy for lines whose chunks are
+    separated by single spaces.
+
+    Each chunk moves the sentencizer from "after a sentence-final token" or not to a new
+    state, adding sentence starts; a chunk with a word or a final token ends in a state that
+    does not depend on where it started, the others (punctuation only) keep it. So the
+    state before a chunk is the one left by the last such chunk before it on its line.
+    """
+    counts = np.ones(len(lines), np.int64)
+    irregular = pc.match_substring_regex(lines, _SPACE_TOKEN_RE2).to_numpy(zero_copy_only=False)
+    for i in np.flatnonzero(irregular).tolist():
+        counts[i] = count_sentences(lines[i].as_py())
+    chunks = pc.utf8_split_whitespace(lines.filter(pa.array(~irregular)))
+    encoded = pc.dictionary_encode(pc.list_flatten(chunks))
+    steps = np.array([_STEPS[c] for c in encoded.dictionary.to_pylist()],
+                     np.int64).reshape(-1, 4)[encoded.indices.to_numpy(zero_copy_only=False)]
+    starts_from, seen_from = steps[:, 0::2], steps[:, 1::2]  # columns: entering unseen, seen
+    settled = seen_from[:, 0] == seen_from[:, 1]
+    last = np.maximum.accumulate(np.where(settled, np.arange(len(steps)), -1))
+    before = np.concatenate([[-1], last])[:-1]
+    sizes = pc.list_value_length(chunks).to_numpy(zero_copy_only=False)
+    line_start = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    seen = (before >= line_start) & (seen_from[before, 0] == 1)
+    added = np.where(seen, starts_from[:, 1], starts_from[:, 0])
+    totals = np.concatenate([[0], np.cumsum(added)])
+    ends = np.cumsum(sizes)
+    counts[~irregular] = totals[ends] - totals[ends - sizes] + 1
+    return counts
 
 
 _PIECES_RE = re.compile(r"\S+|\s+")
@@ -679,7 +826,6 @@ def sentence_parts(text: str) -> list[str]:
 
 
 def clear_caches() -> None:
-    """Forget every cached tokenization (chunks, texts, token flags, sentence steps)."""
-    for cache in (_CHUNKS, _MEMO, _FLAGS, _STEPS):
+    """Forget every cached tokenization (chunks, the last batch, sentence steps)."""
+    for cache in (_CHUNKS, _STEPS, batch_tokens):
         cache.clear()
-    _MEMO.chars = 0

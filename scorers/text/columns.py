@@ -1,0 +1,177 @@
+"""Per-document string statistics of a batch, computed with pyarrow.compute and numpy.
+
+The rule sets split a batch's texts into lines or paragraphs as Arrow list arrays (one
+list per document) and reduce per-element values to one number per document here, so
+no Python code runs per line. Splits reproduce Python's exactly: Arrow's whitespace is
+``str.isspace``'s, and :func:`splitlines` cuts where ``str.splitlines`` does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def re2_class(chars) -> str:
+    """An RE2 character class of ``chars`` (every character written as ``\\x{...}``)."""
+    return "[{}]".format("".join(f"\\x{{{ord(c):x}}}" for c in sorted(chars)))
+
+
+#: ``str.isspace`` characters, as an RE2 class.
+SPACE = re2_class(c for c in map(chr, range(0x3001)) if c.isspace())
+
+# str.splitlines' line boundaries (RE2 syntax); "\r\n" is one boundary.
+_LINE_BOUNDARY = r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\x{2028}\x{2029}]"
+_RARE_BOUNDARIES = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+class LastResult:
+    """``compute(array)`` for the most recent Arrow array, remembered by its buffers.
+
+    Scorers run one after another on the same batch, so each keeps the result of its
+    shared work (the text column, its tokens) for the last array it saw. The key is the
+    array's type, offset, length and buffer addresses; the array is kept alive with the
+    result, so its buffers cannot be reused by other data while they are the key.
+    """
+
+    def __init__(self, compute):
+        self.compute = compute
+        self.last: tuple | None = None
+
+    def __call__(self, array: pa.Array | pa.ChunkedArray):
+        key = _buffers(array)
+        if self.last is None or self.last[0] != key:
+            self.last = (key, array, self.compute(array))
+        return self.last[2]
+
+    def clear(self) -> None:
+        self.last = None
+
+
+def _buffers(array: pa.Array | pa.ChunkedArray) -> tuple:
+    chunks = array.chunks if isinstance(array, pa.ChunkedArray) else [array]
+    return tuple((c.type, c.offset, len(c), tuple(None if b is None else (b.address, b.size)
+                                                    for b in c.buffers())) for c in chunks)
+
+
+def _one_string_array(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.chunk(0) if texts.num_chunks == 1 else texts.combine_chunks()
+    if texts.type != pa.string():  # large strings, dictionary-encoded strings, nulls only
+        texts = texts.cast(pa.string())
+    return pc.fill_null(texts, "") if texts.null_count else texts
+
+
+_TEXTS = LastResult(_one_string_array)
+
+
+def text_array(batch: pa.Table, column: str) -> pa.Array:
+    """The batch's text column as one string array, nulls replaced by "" (the same array
+    object for the same column, so what is remembered for it is shared)."""
+    return _TEXTS(batch.column(column))
+
+
+#: ``strings(texts)``: the texts as Python strings, remembered for the most recent array.
+strings = LastResult(pa.Array.to_pylist)
+
+
+def count(texts: pa.Array, pattern: str) -> np.ndarray:
+    """Non-overlapping occurrences of ``pattern`` in each text (``str.count``)."""
+    return np.fromiter((t.count(pattern) for t in strings(texts)), np.int64, len(texts))
+
+
+def elements(lists: pa.ListArray) -> pa.Array:
+    """All elements of ``lists``, in order."""
+    return pc.list_flatten(lists)
+
+
+def sizes(lists: pa.ListArray) -> np.ndarray:
+    """Number of elements of each list."""
+    return pc.list_value_length(lists).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def sum_between(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Sum of ``values`` over each range ``offsets[i]:offsets[i + 1]``."""
+    totals = np.concatenate([[0], np.cumsum(values)])
+    return totals[offsets[1:]] - totals[offsets[:-1]]
+
+
+def sum_per_list(values: np.ndarray, lists: pa.ListArray) -> np.ndarray:
+    """Sum of ``values`` (one per element of :func:`elements`) over each list."""
+    return sum_between(values, np.concatenate([[0], np.cumsum(sizes(lists))]))
+
+
+def owner(lists: pa.ListArray) -> np.ndarray:
+    """Index of the list each element belongs to."""
+    return np.repeat(np.arange(len(lists)), sizes(lists))
+
+
+def lengths(strings: pa.Array) -> np.ndarray:
+    """Characters (code points) of each string, as ``len`` counts them."""
+    return pc.utf8_length(strings).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def regroup(lists: pa.ListArray, values: pa.Array) -> pa.ListArray:
+    """``values`` (one per element of ``lists``) grouped into lists of the same sizes."""
+    offsets = np.concatenate([[0], np.cumsum(sizes(lists))]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def drop(lists: pa.ListArray, mask: np.ndarray) -> pa.ListArray:
+    """``lists`` without the elements where ``mask`` (one flag per element) is true."""
+    removed = np.concatenate([[0], np.cumsum(mask)])
+    ends = np.cumsum(sizes(lists))
+    offsets = np.concatenate([[0], ends - removed[ends]]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), elements(lists).filter(pa.array(~mask)))
+
+
+def _splitlines(texts: pa.Array) -> pa.ListArray:
+    """``[t.splitlines() for t in texts]``: a regex split at the same boundaries, without
+    the empty piece it leaves after a final boundary (or for an empty text)."""
+    rare = np.fromiter((any(c in t for c in _RARE_BOUNDARIES) for t in strings(texts)), bool,
+                       len(texts))
+    if rare.any():  # split those with the regex, the others at "\n", and restore the order
+        order = np.argsort(np.concatenate([np.flatnonzero(~rare), np.flatnonzero(rare)]))
+        pieces = pa.concat_arrays([
+            pc.split_pattern(texts.filter(pa.array(~rare)), "\n"),
+            pc.split_pattern_regex(texts.filter(pa.array(rare)), pattern=_LINE_BOUNDARY),
+        ]).take(pa.array(order))
+    else:
+        pieces = pc.split_pattern(texts, "\n")
+    values = elements(pieces)
+    last = np.cumsum(sizes(pieces)) - 1  # a split always gives at least one piece
+    final_empty = np.zeros(len(values), bool)
+    final_empty[last] = lengths(values.take(last)) == 0
+    return drop(pieces, final_empty)
+
+
+#: ``splitlines(texts)``: :func:`_splitlines`, remembered for the most recent array.
+splitlines = LastResult(_splitlines)
+
+
+def nonempty_lines(texts: pa.Array) -> pa.ListArray:
+    """``[re.split(r"\\n+", t) for t in texts]``: the non-empty pieces between newlines,
+    plus an empty first or last piece when a text starts or ends with a newline."""
+    pieces = pc.split_pattern(texts, "\n")
+    ends = np.cumsum(sizes(pieces))  # a split always gives at least one piece
+    empty = lengths(elements(pieces)) == 0
+    empty[ends - 1] = empty[ends - sizes(pieces)] = False
+    return drop(pieces, empty)
+
+
+def paragraphs(texts: pa.Array) -> pa.ListArray:
+    """``[re.split(r"\\n{2,}", t.strip()) for t in texts]``."""
+    return pc.split_pattern_regex(pc.utf8_trim_whitespace(texts), pattern=r"\n{2,}")
+
+
+def duplicates(lists: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
+    """Per list: (elements equal to an earlier one of the same list, their characters)."""
+    values = elements(lists)
+    ids = pc.dictionary_encode(values).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    codes = owner(lists) * max(len(values), 1) + ids
+    first = np.zeros(len(values), np.int64)
+    first[np.unique(codes, return_index=True)[1]] = 1
+    chars = lengths(values)
+    return (sizes(lists) - sum_per_list(first, lists),
+            sum_per_list(chars * (1 - first), lists))
