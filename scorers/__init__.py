@@ -1,11 +1,7 @@
 """Scorers: text quality rules, classifiers, language models, deduplication.
 
-Importing this package registers every text scorer (``curate.core.registry.SCORERS``);
-the training-dynamics scorers live in :mod:`scorers.dynamics`, which imports the
-training harness, and register when that package is imported.
+Each module registers its scorers when imported (``curate.core.registry.SCORERS``); the
+registry imports them from the ``curate.scorers`` entry points on first lookup, so
+importing one scorer module does not import the others. The training-dynamics scorers
+live in :mod:`scorers.dynamics`, which imports the training harness.
 """
-
-from scorers import dedup, fasttext_quality, langid, perplexity
-from scorers.text import c4, fineweb, gopher
-
-__all__ = ["c4", "dedup", "fasttext_quality", "fineweb", "gopher", "langid", "perplexity"]

@@ -146,6 +146,7 @@ def test_tokenizer_matches_spacy():
         "ÉCOLE. école. Ωmega. пример. word—word word–word word--word", ":-) :( <3 ¯\\(ツ)/¯",
         "email me@x.org, http://a.b/c?d=e#f (https://x.io).", "“Quoted,” she said. «Non», dit-il.",
         "wheres hows thats it's", "Hello.\tWorld.  Again.\u00a0More.", "1.\n2.\n\n3.",
+        "Stop. (well-known) next. __init__ runs. -- ok. ½ done. x_y; _ (—) z.",
     ]
     for text in texts:
         doc = nlp(text)
@@ -402,7 +403,7 @@ def test_fineweb_signals_and_boundaries():
                                  new_line_ratio=1), no_punct) is None
     assert reason(FineWebQuality(), no_punct) == "line_punct_ratio"
     assert reason(FineWebQuality(stop_chars=("e",), char_duplicates_ratio=1), no_punct) is None
-    row = score(FineWebQuality(), "Same line.\nSame line.\n\nOther one!")[0]
+    row = score(FineWebQuality(all_signals=True), "Same line.\nSame line.\n\nOther one!")[0]
     assert row["fineweb_quality_char_dup_ratio"] == pytest.approx(10 / 30)
     assert row["fineweb_quality_list_ratio"] == pytest.approx(3 / 9)
     assert score(FineWebQuality(), "")[0]["fineweb_quality_list_ratio"] is None
@@ -410,14 +411,20 @@ def test_fineweb_signals_and_boundaries():
 
 def test_fineweb_list_ratio_only_where_it_decides():
     texts = [GOOD_FW, "Same line.\nSame line.\n\nOther one!", "", "\n".join(["a"] * 50)]
-    full = score(FineWebQuality(), *texts)
-    lazy = score(FineWebQuality(all_signals=False), *texts)
+    full = score(FineWebQuality(all_signals=True), *texts)
+    lazy = score(FineWebQuality(), *texts)
     assert [r["fineweb_quality_reason"] for r in lazy] == [r["fineweb_quality_reason"]
                                                             for r in full]
     assert [r["fineweb_quality_list_ratio"] for r in lazy] == [
         full[0]["fineweb_quality_list_ratio"], None, None, None]
     assert {k: v for k, v in lazy[1].items() if "list_ratio" not in k} == \
         {k: v for k, v in full[1].items() if "list_ratio" not in k}
+    # the same columns when another rule set has already tokenized the whole batch
+    table = pa.table({"text": texts})
+    tokenize.clear_caches()
+    alone = FineWebQuality().score_batch(table)
+    GopherQuality().score_batch(table)
+    assert FineWebQuality().score_batch(table).equals(alone)
 
 
 # --------------------------------------------------------------------------- contract

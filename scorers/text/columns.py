@@ -45,6 +45,12 @@ class LastResult:
             self.last = (key, array, self.compute(array))
         return self.last[2]
 
+    def peek(self, array: pa.Array | pa.ChunkedArray):
+        """The remembered result for ``array`` if it is the most recent one, else None."""
+        if self.last is not None and self.last[0] == _buffers(array):
+            return self.last[2]
+        return None
+
     def clear(self) -> None:
         self.last = None
 

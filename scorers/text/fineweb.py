@@ -44,9 +44,10 @@ class FineWebQuality(Scorer):
     ``short_line_length=30``, ``char_duplicates_ratio=0.01``, ``new_line_ratio=0.3``.
     ``stop_chars`` is a list of line endings or the text ``.;!;?``.
 
-    ``all_signals=False`` computes ``list_ratio``, the one signal that needs the word
-    tokens, only for the documents that pass the three other checks, as DataTrove does
-    (null for the others); keep/drop decisions and the other signals are the same.
+    ``list_ratio`` is the one signal that needs word tokens, the costly part. By default
+    it is computed, as DataTrove does, only for the documents that pass the three other
+    checks (null for the others); ``all_signals=True`` computes it for every document.
+    Keep/drop decisions and the other signals are the same either way.
     """
 
     name = "fineweb_quality"
@@ -63,7 +64,7 @@ class FineWebQuality(Scorer):
     def __init__(self, line_punct_thr: float = 0.12, line_punct_exclude_zero: bool = False,
                  stop_chars: tuple[str, ...] | None = None, short_line_thr: float = 0.67,
                  short_line_length: int = 30, char_duplicates_ratio: float = 0.01,
-                 new_line_ratio: float = 0.3, all_signals: bool = True,
+                 new_line_ratio: float = 0.3, all_signals: bool = False,
                  text_column: str = "text"):
         owner = self.name
         self.line_punct_thr = fraction(owner, "line_punct_thr", line_punct_thr)
@@ -96,17 +97,28 @@ class FineWebQuality(Scorer):
         short = sum_per_list(lengths(elements(lines)) <= self.short_line_length, lines) / n
         newlines = count(texts, "\n")
         dup = duplicates(lines)[1] / np.maximum(lengths(texts) - newlines, 1)
-        rows = list(zip(punct.tolist(), short.tolist(), dup.tolist()))
-        listed = sizes(lines) > 0  # the documents whose list ratio is computed
-        if self.all_signals:
-            counts = batch_tokens(texts).counts[listed]
-        else:  # only those that reach the list-ratio check
-            listed &= [self.reason((*row, 0.0)) is None for row in rows]
-            counts = batch_tokens(texts.filter(pa.array(listed))).counts
+        has_lines = sizes(lines) > 0
+        listed = has_lines.copy()
+        if not self.all_signals:
+            listed &= ~self._fails_early(punct, short, dup)
+        # the whole batch's tokens when another rule set of the same run made them, or when
+        # they are all needed; else only those of the listed documents
+        tokens = batch_tokens.peek(texts)
+        if tokens is None and listed.all():
+            tokens = batch_tokens(texts)
+        counts = (batch_tokens(texts.filter(pa.array(listed))).counts if tokens is None
+                  else tokens.counts[listed])
         list_ratio = np.full(len(texts), None, object)
         list_ratio[listed] = (newlines[listed] / np.maximum(counts, 1)).tolist()
-        return [(*row, ratio) if has_lines else None
-                for row, ratio, has_lines in zip(rows, list_ratio, sizes(lines).tolist())]
+        rows = zip(punct.tolist(), short.tolist(), dup.tolist(), list_ratio)
+        return [row if lines else None for row, lines in zip(rows, has_lines.tolist())]
+
+    def _fails_early(self, punct: np.ndarray, short: np.ndarray, dup: np.ndarray) -> np.ndarray:
+        """Per document, whether one of the checks before the list ratio rejects it."""
+        low_punct = punct < self.line_punct_thr
+        if self.line_punct_exclude_zero:
+            low_punct &= punct != 0
+        return low_punct | (short > self.short_line_thr) | (dup > self.char_duplicates_ratio)
 
     def _ends_with_stop(self, lines: pa.Array) -> np.ndarray:
         """Whether each line ends with one of ``stop_chars``."""

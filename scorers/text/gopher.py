@@ -369,10 +369,11 @@ def _repeated_classes(positions: np.ndarray, codes: np.ndarray) -> tuple[np.ndar
     ordered = codes[order]
     starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
     group_sizes = np.diff(np.append(starts, size))
-    repeated = np.empty(size, bool)
-    repeated[order] = np.repeat(group_sizes > 1, group_sizes)
-    labels = np.empty(size, positions.dtype)
-    labels[order] = np.repeat(positions[order[starts]], group_sizes)
+    # each position's label, -1 where its code occurs once (positions are >= 0)
+    labels = np.empty(size, np.int64)
+    labels[order] = np.repeat(np.where(group_sizes > 1, positions[order[starts]], -1),
+                              group_sizes)
+    repeated = labels >= 0
     return positions[repeated], labels[repeated]
 
 

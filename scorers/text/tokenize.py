@@ -573,19 +573,22 @@ def tokenize_chunk(chunk: str) -> tuple[str, ...]:
     return tuple(tokens)
 
 
-class _ChunkCache(dict):
-    """chunk -> tokens; computes on a miss and forgets everything when it grows too big."""
+class _Memo(dict):
+    """key -> ``compute(key)``, computed on first use; it forgets everything when it holds
+    ``max_size`` entries, so its memory stays bounded however large the corpus."""
 
-    max_size = 1_000_000
+    def __init__(self, compute, max_size: int = 1_000_000):
+        super().__init__()
+        self.compute, self.max_size = compute, max_size
 
-    def __missing__(self, chunk: str) -> tuple[str, ...]:
+    def __missing__(self, key):
         if len(self) >= self.max_size:
             self.clear()
-        tokens = self[chunk] = tokenize_chunk(chunk)
-        return tokens
+        value = self[key] = self.compute(key)
+        return value
 
 
-_CHUNKS = _ChunkCache()
+_CHUNKS = _Memo(tokenize_chunk)
 chunk_tokens = _CHUNKS.__getitem__
 
 
@@ -681,44 +684,46 @@ def _is_punct(token: str) -> bool:
     return all(unicodedata.category(c).startswith("P") for c in token)
 
 
-def _sentence_role(token: str) -> int:
+def _role(token: str) -> int:
     """2: a sentence-final token, 1: other punctuation, 0: anything else."""
     return 2 if token in SENTENCE_FINAL else int(not token.isalnum() and _is_punct(token))
 
 
+_ROLES = _Memo(_role)
+_sentence_role = _ROLES.__getitem__
+
+
+_FINAL_CHAR = re.compile("[{}]".format("".join(map(re.escape, sorted(SENTENCE_FINAL))))).search
+_ALNUM_CHAR = re.compile(r"[^\W_]").search  # a character for which str.isalnum is true
 # The steps of a one-token chunk, by the token's role.
 _ONE_TOKEN_STEPS = (((0, False), (1, False)), ((0, False), (0, True)), ((0, True), (0, True)))
 
 
-class _SentenceSteps(dict):
-    """chunk -> ((new_starts, seen_period) when entering without, (...) when entering after
-    a sentence-final token): the sentencizer's state machine run over the chunk's tokens."""
-
-    max_size = 1_000_000
-
-    def __missing__(self, chunk: str):
-        if len(self) >= self.max_size:
-            self.clear()
-        tokens = chunk_tokens(chunk)
-        if len(tokens) == 1:
-            result = self[chunk] = _ONE_TOKEN_STEPS[_sentence_role(tokens[0])]
-            return result
-        roles = list(map(_sentence_role, tokens))
-        steps = []
-        for seen in (False, True):
-            starts = 0
-            for role in roles:
-                if role == 2:
-                    seen = True
-                elif seen and not role:
-                    starts += 1
-                    seen = False
-            steps.append((starts, seen))
-        result = self[chunk] = tuple(steps)
-        return result
+def _sentence_steps(chunk: str) -> tuple[tuple[int, bool], tuple[int, bool]]:
+    """((new_starts, seen_period) when entering ``chunk`` without, (...) when entering it
+    after a sentence-final token): the sentencizer's state machine run over its tokens."""
+    if _FINAL_CHAR(chunk) is None and _ALNUM_CHAR(chunk):
+        # no token is sentence-final, and the one holding a letter or digit starts a
+        # sentence after a period: no need to tokenize
+        return _ONE_TOKEN_STEPS[0]
+    tokens = chunk_tokens(chunk)
+    if len(tokens) == 1:
+        return _ONE_TOKEN_STEPS[_sentence_role(tokens[0])]
+    roles = list(map(_sentence_role, tokens))
+    steps = []
+    for seen in (False, True):
+        starts = 0
+        for role in roles:
+            if role == 2:
+                seen = True
+            elif seen and not role:
+                starts += 1
+                seen = False
+        steps.append((starts, seen))
+    return tuple(steps)
 
 
-_STEPS = _SentenceSteps()
+_STEPS = _Memo(_sentence_steps)
 # A whitespace run other than one plain space is a token of its own in spaCy.
 _SPACE_TOKEN_RE = re.compile(r"\s{2,}|[^\S ]")
 _WS_SPLIT_RE = re.compile(r"(\s+)")
@@ -827,5 +832,5 @@ def sentence_parts(text: str) -> list[str]:
 
 def clear_caches() -> None:
     """Forget every cached tokenization (chunks, the last batch, sentence steps)."""
-    for cache in (_CHUNKS, _STEPS, batch_tokens):
+    for cache in (_CHUNKS, _STEPS, _ROLES, batch_tokens):
         cache.clear()
