@@ -342,7 +342,9 @@ class NGrams:
         """
         positions, labels = self.repeated(n)
         hits, resume, recorded = [], 0, bytearray(self.size)  # recorded[label]: visited
-        for pos, label in zip(positions.tolist(), labels.tolist()):
+        # memoryviews hand out the ints one at a time, cheaper here than lists of them
+        for pos, label in zip(memoryview(np.ascontiguousarray(positions, np.int64)),
+                              memoryview(np.ascontiguousarray(labels, np.int64))):
             if pos >= resume:
                 if recorded[label]:
                     hits.append(pos)
