@@ -251,8 +251,13 @@ def measure_pair(names: list[str], inputs: Path, repeats: int,
     for _ in range(repeats):
         for system in runs:
             runs[system].append(measure(system, names, inputs, variant))
-    return tuple({**results[0], "seconds": min(r["seconds"] for r in results),
-                  "runs": [r["seconds"] for r in results]} for results in runs.values())
+    return tuple(fastest(results) for results in runs.values())
+
+
+def fastest(results: list[dict]) -> dict:
+    """The first run's decisions, the fastest run's ``seconds`` and every run's (``runs``)."""
+    return {**results[0], "seconds": min(r["seconds"] for r in results),
+            "runs": [r["seconds"] for r in results]}
 
 
 def _score_four(table) -> int:
@@ -306,10 +311,8 @@ def measure_rule_sets(docs: list[dict], inputs: Path, repeats: int) -> dict:
         entry = compare(docs, dt_decisions, cur["decisions"][name], cleaned)
         entry["speed"] = speed(n, dt, cur, per_rule)
         if name == "fineweb_quality":
-            every = [measure("curate", [name], inputs, variant="all_signals")
-                     for _ in range(repeats)]
-            every = {**every[0], "seconds": min(r["seconds"] for r in every),
-                     "runs": [r["seconds"] for r in every]}
+            every = fastest([measure("curate", [name], inputs, variant="all_signals")
+                             for _ in range(repeats)])
             entry["all_signals"] = {
                 "options": {"all_signals": True},
                 **{k: v for k, v in compare(docs, dt_decisions, every["decisions"][name],
