@@ -85,22 +85,28 @@ class FineWebQuality(Scorer):
         self._endings = {n: pa.array([e for e in ends if len(e) == n], pa.string())
                          for n in set(map(len, ends))}
 
-    def signals(self, texts: pa.Array) -> list[tuple | None]:
-        """Per document: (line_punct_ratio, short_line_ratio, char_dup_ratio, list_ratio),
-        None if it has no non-blank line."""
+    def signals(self, texts: pa.Array) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """(signal name -> one float per document, has_lines, listed): a signal is only
+        meaningful where the document has a non-blank line (``has_lines``), the list ratio
+        only where it was computed (``listed``); elsewhere the values are NaN."""
         pieces = pc.split_pattern(texts, "\n")
         blank = pc.or_(pc.utf8_is_space(elements(pieces)),
                        pc.equal(pc.utf8_length(elements(pieces)), 0))
         lines = drop(pieces, blank.to_numpy(zero_copy_only=False))
         n = np.maximum(sizes(lines), 1)
-        punct = sum_per_list(self._ends_with_stop(elements(lines)), lines) / n
-        short = sum_per_list(lengths(elements(lines)) <= self.short_line_length, lines) / n
         newlines = count(texts, "\n")
-        dup = duplicates(lines)[1] / np.maximum(lengths(texts) - newlines, 1)
+        values = {
+            "line_punct_ratio": sum_per_list(self._ends_with_stop(elements(lines)), lines) / n,
+            "short_line_ratio": sum_per_list(lengths(elements(lines)) <= self.short_line_length,
+                                             lines) / n,
+            "char_dup_ratio": duplicates(lines)[1] / np.maximum(lengths(texts) - newlines, 1),
+            "list_ratio": np.full(len(texts), np.nan),
+        }
         has_lines = sizes(lines) > 0
         listed = has_lines.copy()
-        if not self.all_signals:
-            listed &= ~self._fails_early(punct, short, dup)
+        if not self.all_signals:  # only where no earlier check rejects, as in DataTrove
+            for _, rejected in self._checks(values)[:-1]:
+                listed &= ~rejected
         # the whole batch's tokens when another rule set of the same run made them, or when
         # they are all needed; else only those of the listed documents
         tokens = batch_tokens.peek(texts)
@@ -108,17 +114,20 @@ class FineWebQuality(Scorer):
             tokens = batch_tokens(texts)
         counts = (batch_tokens(texts.filter(pa.array(listed))).counts if tokens is None
                   else tokens.counts[listed])
-        list_ratio = np.full(len(texts), None, object)
-        list_ratio[listed] = (newlines[listed] / np.maximum(counts, 1)).tolist()
-        rows = zip(punct.tolist(), short.tolist(), dup.tolist(), list_ratio)
-        return [row if lines else None for row, lines in zip(rows, has_lines.tolist())]
+        values["list_ratio"][listed] = newlines[listed] / np.maximum(counts, 1)
+        return values, has_lines, listed
 
-    def _fails_early(self, punct: np.ndarray, short: np.ndarray, dup: np.ndarray) -> np.ndarray:
-        """Per document, whether one of the checks before the list ratio rejects it."""
+    def _checks(self, values: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+        """DataTrove's checks in order: (reason, per document whether it rejects); a NaN
+        signal rejects nothing."""
+        punct = values["line_punct_ratio"]
         low_punct = punct < self.line_punct_thr
         if self.line_punct_exclude_zero:
             low_punct &= punct != 0
-        return low_punct | (short > self.short_line_thr) | (dup > self.char_duplicates_ratio)
+        return [("line_punct_ratio", low_punct),
+                ("short_line_ratio", values["short_line_ratio"] > self.short_line_thr),
+                ("char_dup_ratio", values["char_dup_ratio"] > self.char_duplicates_ratio),
+                ("list_ratio", values["list_ratio"] > self.new_line_ratio)]
 
     def _ends_with_stop(self, lines: pa.Array) -> np.ndarray:
         """Whether each line ends with one of ``stop_chars``."""
@@ -129,26 +138,14 @@ class FineWebQuality(Scorer):
             hit |= pc.is_in(tail, value_set=endings).to_numpy(zero_copy_only=False)
         return hit
 
-    def reason(self, sig: tuple | None) -> str | None:
-        """DataTrove's first failing check for one document's signals, or None."""
-        if sig is None:
-            return "empty"
-        punct, short, dup, list_ratio = sig
-        if punct < self.line_punct_thr and not (punct == 0 and self.line_punct_exclude_zero):
-            return "line_punct_ratio"
-        if short > self.short_line_thr:
-            return "short_line_ratio"
-        if dup > self.char_duplicates_ratio:
-            return "char_dup_ratio"
-        if list_ratio > self.new_line_ratio:
-            return "list_ratio"
-        return None
-
     def score_batch(self, batch: pa.Table) -> pa.Table:
-        rows = self.signals(text_array(batch, self.text_column))
-        reasons = [self.reason(r) for r in rows]
-        names = ("line_punct_ratio", "short_line_ratio", "char_dup_ratio", "list_ratio")
-        columns = list(zip(*[r if r is not None else (None,) * 4 for r in rows])) if rows \
-            else [()] * 4
-        signals = {n: pa.array(list(col), pa.float64()) for n, col in zip(names, columns)}
-        return rule_columns(self.name, [r is None for r in reasons], reasons, signals)
+        values, has_lines, listed = self.signals(text_array(batch, self.text_column))
+        reasons = np.where(has_lines, None, "empty").astype(object)
+        kept = has_lines.copy()  # no check has rejected it yet
+        for reason, rejected in self._checks(values):
+            reasons[kept & rejected] = reason
+            kept &= ~rejected
+        signals = {name: pa.array(v, pa.float64(), mask=~(listed if name == "list_ratio"
+                                                          else has_lines))
+                   for name, v in values.items()}
+        return rule_columns(self.name, kept, reasons, signals)
