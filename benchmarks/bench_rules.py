@@ -242,15 +242,14 @@ def speed(n: int, dt: dict, cur: dict, target: float) -> dict:
                               max(dt["runs"]) / min(cur["runs"])]}
 
 
-def measure_pair(names: list[str], inputs: Path, repeats: int,
-                 variant: str = "default") -> tuple[dict, dict]:
+def measure_pair(names: list[str], inputs: Path, repeats: int) -> tuple[dict, dict]:
     """DataTrove and curate on ``names``, ``repeats`` times each, alternating, so a slower
     spell of the machine hits both; each result holds its first run's decisions, its
     fastest run's ``seconds`` and every run's seconds (``runs``)."""
     runs: dict[str, list[dict]] = {"datatrove": [], "curate": []}
     for _ in range(repeats):
         for system in runs:
-            runs[system].append(measure(system, names, inputs, variant))
+            runs[system].append(measure(system, names, inputs))
     return tuple(fastest(results) for results in runs.values())
 
 
