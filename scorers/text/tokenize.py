@@ -831,6 +831,6 @@ def sentence_parts(text: str) -> list[str]:
 
 
 def clear_caches() -> None:
-    """Forget every cached tokenization (chunks, the last batch, sentence steps)."""
+    """Forget every cached tokenization (chunks, the last batch, sentence roles and steps)."""
     for cache in (_CHUNKS, _STEPS, _ROLES, batch_tokens):
         cache.clear()
