@@ -363,12 +363,15 @@ def _repeated_classes(positions: np.ndarray, codes: np.ndarray) -> tuple[np.ndar
     size = len(codes)
     if not size:
         return positions, positions
-    # sorted by code, then by position (a stable sort, as one key when that cannot overflow)
+    # sorted by code, then by position: one key sorted by value (faster than an argsort)
+    # when that cannot overflow, else a stable argsort
     if int(codes.max()) < (2 ** 62) // size:
-        order = np.argsort(codes * size + np.arange(size))
+        key = codes * size + np.arange(size)
+        key.sort()
+        ordered, order = np.divmod(key, size)
     else:
         order = np.argsort(codes, kind="stable")
-    ordered = codes[order]
+        ordered = codes[order]
     starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
     group_sizes = np.diff(np.append(starts, size))
     # each position's label, -1 where its code occurs once (positions are >= 0)

@@ -589,6 +589,7 @@ class _Memo(dict):
 
 
 _CHUNKS = _Memo(tokenize_chunk)
+_SPECIAL_KEYS = pa.array(sorted(SPECIAL_CASES), pa.string())
 chunk_tokens = _CHUNKS.__getitem__
 
 
@@ -608,7 +609,9 @@ class BatchTokens:
     The texts are split with ``pyarrow.compute.utf8_split_whitespace`` (which splits where
     ``str.split()`` does; the empty strings it adds around leading or trailing whitespace
     have no tokens) and the chunks are dictionary-encoded, so each distinct chunk of the
-    batch costs one chunk-cache lookup and every per-token array is a numpy gather.
+    batch is tokenized once: in Arrow when it is made of ASCII letters and is not a special
+    case (it is then one token, itself), else with one chunk-cache lookup. Every per-token
+    array is a numpy gather.
 
     ``offsets``: text i's tokens are positions ``offsets[i]:offsets[i + 1]``; ``counts``:
     tokens per text. ``vocab`` (the batch's distinct tokens, an Arrow array), ``ids``
@@ -619,20 +622,34 @@ class BatchTokens:
     def __init__(self, texts: pa.Array):
         chunks = pc.utf8_split_whitespace(texts)
         encoded = pc.dictionary_encode(pc.list_flatten(chunks))
-        self._chunk_tokens = list(map(chunk_tokens, encoded.dictionary.to_pylist()))
-        self._chunk_sizes = np.fromiter(map(len, self._chunk_tokens), np.int64,
-                                        len(self._chunk_tokens))
+        distinct = encoded.dictionary
+        plain = pc.and_not(pc.match_substring_regex(distinct, "^[A-Za-z]+$"),
+                           pc.is_in(distinct, value_set=_SPECIAL_KEYS))
+        plain = plain.to_numpy(zero_copy_only=False)
+        others = np.flatnonzero(~plain)
+        other_tokens = list(map(chunk_tokens, distinct.filter(pa.array(~plain)).to_pylist()))
+        # the distinct chunks' tokens, one after the other: the plain chunks, then the others
+        self._flat = pa.concat_arrays([
+            distinct.filter(pa.array(plain)),
+            pa.array(list(chain.from_iterable(other_tokens)), distinct.type)])
+        sizes = np.ones(len(distinct), np.int64)
+        sizes[others] = np.fromiter(map(len, other_tokens), np.int64, len(other_tokens))
+        #: position in ``_flat`` of each distinct chunk's first token
+        self._first = np.empty(len(distinct), np.int64)
+        self._first[plain] = np.arange(len(distinct) - len(others))
+        self._first[others] = len(distinct) - len(others) + np.cumsum(sizes[others]) \
+            - sizes[others]
         self._occurrences = encoded.indices.to_numpy(zero_copy_only=False)
-        self._ends = np.cumsum(self._chunk_sizes[self._occurrences])
+        self._sizes = sizes[self._occurrences]  # tokens per chunk occurrence
+        token_ends = np.cumsum(self._sizes)
         chunk_ends = np.cumsum(pc.list_value_length(chunks).to_numpy(zero_copy_only=False))
-        self.offsets = np.concatenate([[0], self._ends])[np.concatenate([[0], chunk_ends])]
+        self.offsets = np.concatenate([[0], token_ends])[np.concatenate([[0], chunk_ends])]
         self.counts = np.diff(self.offsets)
 
     @cached_property
     def _encoded(self) -> pa.DictionaryArray:
         """The tokens of the distinct chunks, one after the other, dictionary-encoded."""
-        return pc.dictionary_encode(pa.array(list(chain.from_iterable(self._chunk_tokens)),
-                                             pa.string()))
+        return pc.dictionary_encode(self._flat)
 
     @cached_property
     def vocab(self) -> pa.Array:
@@ -645,11 +662,17 @@ class BatchTokens:
     @cached_property
     def ids(self) -> np.ndarray:
         flat = self._encoded.indices.to_numpy(zero_copy_only=False)
-        # occurrence k of chunk c holds flat[first[c]:first[c] + size[c]] at its positions
-        first = np.cumsum(self._chunk_sizes) - self._chunk_sizes
-        sizes = self._chunk_sizes[self._occurrences]
-        shift = first[self._occurrences] - (self._ends - sizes)
-        return flat[np.repeat(shift, sizes) + np.arange(self.offsets[-1])]
+        # Token t of occurrence k is flat[first + t], first being its chunk's first token:
+        # positions into flat rise by one along an occurrence and jump at the next one.
+        occurring = self._sizes > 0
+        first = self._first[self._occurrences[occurring]]
+        sizes = self._sizes[occurring]
+        step = np.ones(int(self.offsets[-1]), np.int64)
+        if len(first):
+            starts = np.cumsum(sizes) - sizes
+            step[starts[0]] = first[0]
+            step[starts[1:]] = first[1:] - (first[:-1] + sizes[:-1] - 1)
+        return flat[np.cumsum(step)]
 
 
 #: ``batch_tokens(texts)``: :class:`BatchTokens` of a string array without nulls, remembered
