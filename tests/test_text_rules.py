@@ -90,6 +90,32 @@ def test_affix_shortcut_agrees_with_the_affix_loop():
             assert shortcut == tokenize._tokenize_chunk(chunk, tokenize.SPECIAL_CASES), chunk
 
 
+def test_chunks_tokenized_in_arrow_agree_with_the_python_tokenizer():
+    rng = random.Random(5)
+    marks = list("!\"#&'()*,:;<>?[]_`{}.$%=") + ["“", "’s", "'s"]
+    words = ["word", "The", "the", "Mr", "em", "dont", "ab", "a", "I", "USA", "x", "Inc"]
+    chunks = {"", *words}
+    for _ in range(20000):
+        chunks.add("".join(rng.choices(marks, k=rng.randint(0, 2))) + rng.choice(words)
+                   + "".join(rng.choices(marks, k=rng.randint(0, 3))))
+    chunks = sorted(chunks)
+    in_arrow, tokens, sizes = tokenize._arrow_tokens(pa.array(chunks, pa.string()))
+    assert 0 < in_arrow.sum() < len(chunks)
+    tokens, start = tokens.to_pylist(), 0
+    for chunk, size in zip([c for c, a in zip(chunks, in_arrow) if a], sizes.tolist()):
+        assert tuple(tokens[start:start + size]) == tokenize.tokenize_chunk(chunk), chunk
+        start += size
+    assert start == len(tokens)
+
+
+def test_whitespace_split_does_not_read_past_the_last_string():
+    # pyarrow's own split keeps "end\n" whole when an invalid UTF-8 byte follows the buffer
+    data = pa.py_buffer(b"word end\n\xff")
+    texts = pa.StringArray.from_buffers(1, pa.py_buffer(bytes([0, 0, 0, 0, 9, 0, 0, 0])), data)
+    assert [c for c in columns.split_whitespace(texts)[0].as_py() if c] == ["word", "end"]
+    assert tokenize.BatchTokens(texts).counts.tolist() == [2]
+
+
 def test_fast_character_classes_match_the_plain_ones():
     every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
     for body in (tokenize._ICONS, tokenize._ALPHA, tokenize._ALPHA_LOWER + tokenize._CONCAT_QUOTES):

@@ -28,6 +28,7 @@ from scorers.text.columns import (
     owner,
     regroup,
     sizes,
+    split_whitespace,
     splitlines,
     sum_per_list,
     text_array,
@@ -168,7 +169,7 @@ _WORD = SPACE.replace("[", "[^", 1)
 def _has_words(lines: pa.Array, minimum: int) -> np.ndarray:
     """Whether each stripped line has at least ``minimum`` whitespace-separated words."""
     if minimum > 1000:  # beyond RE2's repetition limit
-        words = np.where(lengths(lines) > 0, sizes(pc.utf8_split_whitespace(lines)), 0)
+        words = np.where(lengths(lines) > 0, sizes(split_whitespace(lines)), 0)
         return words >= minimum
     if not minimum:
         return np.ones(len(lines), bool)

@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scorers.text.columns import SPACE, LastResult, re2_class
+from scorers.text.columns import SPACE, LastResult, re2_class, split_whitespace
 
 # ---------------------------------------------------------------------------------------
 # DataTrove's punctuation sets (datatrove/utils/text.py)
@@ -589,8 +589,8 @@ class _Memo(dict):
 
 
 _CHUNKS = _Memo(tokenize_chunk)
-_SPECIAL_KEYS = pa.array(sorted(SPECIAL_CASES), pa.string())
 chunk_tokens = _CHUNKS.__getitem__
+_SPECIAL_KEYS = pa.array(sorted(SPECIAL_CASES), pa.string())
 
 
 def words(text: str) -> list[str]:
@@ -603,15 +603,63 @@ def words(text: str) -> list[str]:
 # ---------------------------------------------------------------------------------------
 
 
+# Chunks tokenized in Arrow: ASCII letters with at most one ASCII prefix mark before them
+# and two ASCII suffix marks after them, e.g. ``(word``, ``word),`` or ``word``. On that
+# shape spaCy's rules give one token per mark and one for the letters (the shortcut of
+# :func:`_affixed`), except where the chunk is a special case or one of ``_ARROW_EXCEPTIONS``
+# holds; those, like every other chunk, are tokenized in Python.
+_P_MARKS = "".join(c for c in _ONE_CHAR_PREFIXES if c.isascii())
+_S_MARKS = "".join(c for c in _SUFFIXES_AND_DOT if c.isascii())
+_P, _S = re2_class(_P_MARKS), re2_class(_S_MARKS)
+_ARROW_SHAPE = f"^{_P}?[A-Za-z]+{_S}{{0,2}}$"
+_AFFIXED_PIECES = "|".join(sorted(p for p in _SPECIAL_PIECES if p.isascii() and p.isalpha()))
+_ARROW_EXCEPTIONS = "|".join([
+    # a core too short for the shortcut
+    f"^{_P}?[A-Za-z]{_S}{{1,2}}$", f"^{_P}[A-Za-z]{{1,2}}$",
+    # a core that is part of a special case
+    f"^(?:{_P}(?:{_AFFIXED_PIECES}){_S}{{0,2}}|(?:{_AFFIXED_PIECES}){_S}{{1,2}})$",
+    # a "." after an uppercase letter or after a mark (not always a suffix there)
+    rf"[A-Z]\.{_S}?$", rf"{_S}\.$",
+    # two marks that spaCy merges again
+    *(f"[A-Za-z]{re.escape(a)}{re.escape(b)}$" for a, b in sorted(_MERGE_PAIRS)
+      if len(a) == len(b) == 1 and a in _S_MARKS and b in _S_MARKS),
+])
+
+
+def _arrow_tokens(chunks: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
+    """(mask, tokens, sizes): which ``chunks`` have the shape tokenized in Arrow, their
+    tokens one after the other, and the number of tokens of each."""
+    shaped = pc.match_substring_regex(chunks, _ARROW_SHAPE).to_numpy(zero_copy_only=False)
+    candidates = chunks.filter(pa.array(shaped))
+    ok = ~(pc.match_substring_regex(candidates, _ARROW_EXCEPTIONS).to_numpy(zero_copy_only=False)
+           | pc.is_in(candidates, value_set=_SPECIAL_KEYS).to_numpy(zero_copy_only=False))
+    mask = np.zeros(len(chunks), bool)
+    mask[np.flatnonzero(shaped)[ok]] = True
+    chosen = candidates.filter(pa.array(ok))
+    prefix, suffix1, suffix2 = (pc.match_substring_regex(chosen, pattern).to_numpy(
+        zero_copy_only=False) for pattern in (f"^{_P}", f"{_S}$", f"{_S}{_S}$"))
+    # The tokens tile the chunks' bytes (every mark is one byte): cut each chunk after its
+    # prefix and before each suffix mark.
+    ends = np.frombuffer(chosen.buffers()[1], np.int32)[
+        chosen.offset:chosen.offset + len(chosen) + 1]  # a string array's offsets are int32
+    starts, stops = ends[:-1], ends[1:]
+    cuts = np.stack([starts, np.where(prefix, starts + 1, -1),
+                     np.where(suffix1, stops - 1 - suffix2, -1),
+                     np.where(suffix2, stops - 1, -1)], axis=1).ravel()
+    cuts = np.append(cuts[cuts >= 0], ends[-1]).astype(np.int32)
+    tokens = pa.StringArray.from_buffers(len(cuts) - 1, pa.py_buffer(cuts), chosen.buffers()[2])
+    return mask, tokens, 1 + prefix.astype(np.int64) + suffix1 + suffix2
+
+
 class BatchTokens:
     """The word tokens of a batch of texts (``words`` of each), as ids into a vocabulary.
 
-    The texts are split with ``pyarrow.compute.utf8_split_whitespace`` (which splits where
-    ``str.split()`` does; the empty strings it adds around leading or trailing whitespace
+    The texts are split with :func:`~scorers.text.columns.split_whitespace` (which splits
+    where ``str.split()`` does; the empty strings it adds around leading or trailing whitespace
     have no tokens) and the chunks are dictionary-encoded, so each distinct chunk of the
-    batch is tokenized once: in Arrow when it is made of ASCII letters and is not a special
-    case (it is then one token, itself), else with one chunk-cache lookup. Every per-token
-    array is a numpy gather.
+    batch is tokenized once: in Arrow when it is a word with ASCII marks around it
+    (:func:`_arrow_tokens`), else with one chunk-cache lookup. Every per-token array is a
+    numpy gather.
 
     ``offsets``: text i's tokens are positions ``offsets[i]:offsets[i + 1]``; ``counts``:
     tokens per text. ``vocab`` (the batch's distinct tokens, an Arrow array), ``ids``
@@ -620,25 +668,22 @@ class BatchTokens:
     """
 
     def __init__(self, texts: pa.Array):
-        chunks = pc.utf8_split_whitespace(texts)
+        chunks = split_whitespace(texts)
         encoded = pc.dictionary_encode(pc.list_flatten(chunks))
         distinct = encoded.dictionary
-        plain = pc.and_not(pc.match_substring_regex(distinct, "^[A-Za-z]+$"),
-                           pc.is_in(distinct, value_set=_SPECIAL_KEYS))
-        plain = plain.to_numpy(zero_copy_only=False)
-        others = np.flatnonzero(~plain)
-        other_tokens = list(map(chunk_tokens, distinct.filter(pa.array(~plain)).to_pylist()))
-        # the distinct chunks' tokens, one after the other: the plain chunks, then the others
+        in_arrow, arrow_tokens, arrow_sizes = _arrow_tokens(distinct)
+        others = np.flatnonzero(~in_arrow)
+        other_tokens = list(map(chunk_tokens, distinct.filter(pa.array(~in_arrow)).to_pylist()))
+        # the distinct chunks' tokens, one after the other: those from Arrow, then the others
         self._flat = pa.concat_arrays([
-            distinct.filter(pa.array(plain)),
-            pa.array(list(chain.from_iterable(other_tokens)), distinct.type)])
-        sizes = np.ones(len(distinct), np.int64)
+            arrow_tokens, pa.array(list(chain.from_iterable(other_tokens)), pa.string())])
+        sizes = np.empty(len(distinct), np.int64)
+        sizes[in_arrow] = arrow_sizes
         sizes[others] = np.fromiter(map(len, other_tokens), np.int64, len(other_tokens))
         #: position in ``_flat`` of each distinct chunk's first token
         self._first = np.empty(len(distinct), np.int64)
-        self._first[plain] = np.arange(len(distinct) - len(others))
-        self._first[others] = len(distinct) - len(others) + np.cumsum(sizes[others]) \
-            - sizes[others]
+        self._first[in_arrow] = np.cumsum(arrow_sizes) - arrow_sizes
+        self._first[others] = len(arrow_tokens) + np.cumsum(sizes[others]) - sizes[others]
         self._occurrences = encoded.indices.to_numpy(zero_copy_only=False)
         self._sizes = sizes[self._occurrences]  # tokens per chunk occurrence
         token_ends = np.cumsum(self._sizes)
@@ -798,7 +843,7 @@ def count_sentences_batch(lines: pa.Array) -> np.ndarray:
     irregular = pc.match_substring_regex(lines, _SPACE_TOKEN_RE2).to_numpy(zero_copy_only=False)
     for i in np.flatnonzero(irregular).tolist():
         counts[i] = count_sentences(lines[i].as_py())
-    chunks = pc.utf8_split_whitespace(lines.filter(pa.array(~irregular)))
+    chunks = split_whitespace(lines.filter(pa.array(~irregular)))
     encoded = pc.dictionary_encode(pc.list_flatten(chunks))
     steps = np.array([_STEPS[c] for c in encoded.dictionary.to_pylist()],
                      np.int64).reshape(-1, 4)[encoded.indices.to_numpy(zero_copy_only=False)]
