@@ -591,6 +591,7 @@ class _Memo(dict):
 _CHUNKS = _Memo(tokenize_chunk)
 chunk_tokens = _CHUNKS.__getitem__
 _SPECIAL_KEYS = pa.array(sorted(SPECIAL_CASES), pa.string())
+_PIECES = pa.array(sorted(_SPECIAL_PIECES), pa.string())
 
 
 def words(text: str) -> list[str]:
@@ -606,18 +607,14 @@ def words(text: str) -> list[str]:
 # Chunks tokenized in Arrow: ASCII letters with at most one ASCII prefix mark before them
 # and two ASCII suffix marks after them, e.g. ``(word``, ``word),`` or ``word``. On that
 # shape spaCy's rules give one token per mark and one for the letters (the shortcut of
-# :func:`_affixed`), except where the chunk is a special case or one of ``_ARROW_EXCEPTIONS``
-# holds; those, like every other chunk, are tokenized in Python.
+# :func:`_affixed`) unless the chunk is a special case, its letters are part of one (when
+# it has marks), they are too few for the shortcut, or ``_ARROW_EXCEPTIONS`` matches.
+# Those chunks, like every other, are tokenized in Python.
 _P_MARKS = "".join(c for c in _ONE_CHAR_PREFIXES if c.isascii())
 _S_MARKS = "".join(c for c in _SUFFIXES_AND_DOT if c.isascii())
 _P, _S = re2_class(_P_MARKS), re2_class(_S_MARKS)
 _ARROW_SHAPE = f"^{_P}?[A-Za-z]+{_S}{{0,2}}$"
-_AFFIXED_PIECES = "|".join(sorted(p for p in _SPECIAL_PIECES if p.isascii() and p.isalpha()))
 _ARROW_EXCEPTIONS = "|".join([
-    # a core too short for the shortcut
-    f"^{_P}?[A-Za-z]{_S}{{1,2}}$", f"^{_P}[A-Za-z]{{1,2}}$",
-    # a core that is part of a special case
-    f"^(?:{_P}(?:{_AFFIXED_PIECES}){_S}{{0,2}}|(?:{_AFFIXED_PIECES}){_S}{{1,2}})$",
     # a "." after an uppercase letter or after a mark (not always a suffix there)
     rf"[A-Z]\.{_S}?$", rf"{_S}\.$",
     # two marks that spaCy merges again
@@ -627,28 +624,35 @@ _ARROW_EXCEPTIONS = "|".join([
 
 
 def _arrow_tokens(chunks: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
-    """(mask, tokens, sizes): which ``chunks`` have the shape tokenized in Arrow, their
-    tokens one after the other, and the number of tokens of each."""
+    """(mask, tokens, sizes): which ``chunks`` (a string array) are tokenized in Arrow,
+    their tokens one after the other, and the number of tokens of each."""
     shaped = pc.match_substring_regex(chunks, _ARROW_SHAPE).to_numpy(zero_copy_only=False)
     candidates = chunks.filter(pa.array(shaped))
-    ok = ~(pc.match_substring_regex(candidates, _ARROW_EXCEPTIONS).to_numpy(zero_copy_only=False)
-           | pc.is_in(candidates, value_set=_SPECIAL_KEYS).to_numpy(zero_copy_only=False))
-    mask = np.zeros(len(chunks), bool)
-    mask[np.flatnonzero(shaped)[ok]] = True
-    chosen = candidates.filter(pa.array(ok))
-    prefix, suffix1, suffix2 = (pc.match_substring_regex(chosen, pattern).to_numpy(
+    prefix, suffix1, suffix2 = (pc.match_substring_regex(candidates, pattern).to_numpy(
         zero_copy_only=False) for pattern in (f"^{_P}", f"{_S}$", f"{_S}{_S}$"))
+    sizes = 1 + prefix.astype(np.int64) + suffix1 + suffix2
     # The tokens tile the chunks' bytes (every mark is one byte): cut each chunk after its
     # prefix and before each suffix mark.
-    ends = np.frombuffer(chosen.buffers()[1], np.int32)[
-        chosen.offset:chosen.offset + len(chosen) + 1]  # a string array's offsets are int32
+    ends = np.frombuffer(candidates.buffers()[1], np.int32)[
+        candidates.offset:candidates.offset + len(candidates) + 1]  # string offsets: int32
     starts, stops = ends[:-1], ends[1:]
     cuts = np.stack([starts, np.where(prefix, starts + 1, -1),
                      np.where(suffix1, stops - 1 - suffix2, -1),
                      np.where(suffix2, stops - 1, -1)], axis=1).ravel()
     cuts = np.append(cuts[cuts >= 0], ends[-1]).astype(np.int32)
-    tokens = pa.StringArray.from_buffers(len(cuts) - 1, pa.py_buffer(cuts), chosen.buffers()[2])
-    return mask, tokens, 1 + prefix.astype(np.int64) + suffix1 + suffix2
+    tokens = pa.StringArray.from_buffers(len(cuts) - 1, pa.py_buffer(cuts),
+                                         candidates.buffers()[2])
+    marked = prefix | suffix1
+    core = np.cumsum(sizes) - sizes + prefix
+    core_size = stops - starts - sizes + 1
+    ok = ~(pc.match_substring_regex(candidates, _ARROW_EXCEPTIONS).to_numpy(zero_copy_only=False)
+           | pc.is_in(candidates, value_set=_SPECIAL_KEYS).to_numpy(zero_copy_only=False)
+           | (marked & pc.is_in(tokens.take(pa.array(core)), value_set=_PIECES)
+              .to_numpy(zero_copy_only=False))
+           | (marked & (core_size < 2 + (prefix & ~suffix1))))
+    mask = np.zeros(len(chunks), bool)
+    mask[np.flatnonzero(shaped)[ok]] = True
+    return mask, tokens.filter(pa.array(np.repeat(ok, sizes))), sizes[ok]
 
 
 class BatchTokens:
