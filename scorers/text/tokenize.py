@@ -766,6 +766,7 @@ _sentence_role = _ROLES.__getitem__
 
 
 _FINAL_CHAR = re.compile("[{}]".format("".join(map(re.escape, sorted(SENTENCE_FINAL))))).search
+_FINAL_CHAR_RE2 = re2_class(SENTENCE_FINAL)
 _ALNUM_CHAR = re.compile(r"[^\W_]").search  # a character for which str.isalnum is true
 # The steps of a one-token chunk, by the token's role.
 _ONE_TOKEN_STEPS = (((0, False), (1, False)), ((0, False), (0, True)), ((0, True), (0, True)))
@@ -849,8 +850,15 @@ def count_sentences_batch(lines: pa.Array) -> np.ndarray:
         counts[i] = count_sentences(lines[i].as_py())
     chunks = split_whitespace(lines.filter(pa.array(~irregular)))
     encoded = pc.dictionary_encode(pc.list_flatten(chunks))
-    steps = np.array([_STEPS[c] for c in encoded.dictionary.to_pylist()],
-                     np.int64).reshape(-1, 4)[encoded.indices.to_numpy(zero_copy_only=False)]
+    distinct = encoded.dictionary
+    # chunks with an ASCII letter or digit and no sentence-final character take the steps
+    # of a plain word, found in Arrow (see _sentence_steps); the others are looked up
+    looked_up = pc.or_kleene(pc.match_substring_regex(distinct, _FINAL_CHAR_RE2),
+                             pc.invert(pc.match_substring_regex(distinct, "[A-Za-z0-9]")))
+    steps = np.tile(np.ravel(_ONE_TOKEN_STEPS[0]).astype(np.int64), (len(distinct), 1))
+    steps[looked_up.to_numpy(zero_copy_only=False)] = np.array(
+        [_STEPS[c] for c in distinct.filter(looked_up).to_pylist()], np.int64).reshape(-1, 4)
+    steps = steps[encoded.indices.to_numpy(zero_copy_only=False)]
     starts_from, seen_from = steps[:, 0::2], steps[:, 1::2]  # columns: entering unseen, seen
     settled = seen_from[:, 0] == seen_from[:, 1]
     last = np.maximum.accumulate(np.where(settled, np.arange(len(steps)), -1))
