@@ -604,22 +604,25 @@ def words(text: str) -> list[str]:
 # ---------------------------------------------------------------------------------------
 
 
-# Chunks tokenized in Arrow: ASCII letters with at most one ASCII prefix mark before them
-# and two ASCII suffix marks after them, e.g. ``(word``, ``word),`` or ``word``. On that
-# shape spaCy's rules give one token per mark and one for the letters (the shortcut of
-# :func:`_affixed`) unless the chunk is a special case, its letters are part of one (when
-# it has marks), they are too few for the shortcut, or ``_ARROW_EXCEPTIONS`` matches.
-# Those chunks, like every other, are tokenized in Python.
+# Chunks tokenized in Arrow: ASCII letters, digits and inner underscores with at most one
+# ASCII prefix mark before them and two ASCII suffix marks after them, e.g. ``(word``,
+# ``x_1),`` or ``word``. On that shape spaCy's rules give one token per mark and one for the
+# core (the shortcut of :func:`_affixed`) unless the chunk is a special case, or it is not
+# all letters and its core is part of a special case or too short for the shortcut, or
+# ``_ARROW_EXCEPTIONS`` matches. Those chunks, like every other, are tokenized in Python.
 _P_MARKS = "".join(c for c in _ONE_CHAR_PREFIXES if c.isascii())
 _S_MARKS = "".join(c for c in _SUFFIXES_AND_DOT if c.isascii())
 _P, _S = re2_class(_P_MARKS), re2_class(_S_MARKS)
-_ARROW_SHAPE = f"^{_P}?[A-Za-z]+{_S}{{0,2}}$"
+_ARROW_SHAPE = f"^{_P}?[A-Za-z0-9](?:[A-Za-z0-9_]*[A-Za-z0-9])?{_S}{{0,2}}$"
 _ARROW_EXCEPTIONS = "|".join([
     # a "." after an uppercase letter or after a mark (not always a suffix there)
     rf"[A-Z]\.{_S}?$", rf"{_S}\.$",
     # two marks that spaCy merges again
-    *(f"[A-Za-z]{re.escape(a)}{re.escape(b)}$" for a, b in sorted(_MERGE_PAIRS)
+    *(f"[A-Za-z0-9]{re.escape(a)}{re.escape(b)}$" for a, b in sorted(_MERGE_PAIRS)
       if len(a) == len(b) == 1 and a in _S_MARKS and b in _S_MARKS),
+    # a unit after a digit, which is a suffix
+    "[0-9](?:{}){}{{0,2}}$".format("|".join(sorted(
+        u for u in _SUFFIXES_AFTER_DIGIT if u.isascii() and u.isalnum())), _S),
 ])
 
 
@@ -642,7 +645,8 @@ def _arrow_tokens(chunks: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     cuts = np.append(cuts[cuts >= 0], ends[-1]).astype(np.int32)
     tokens = pa.StringArray.from_buffers(len(cuts) - 1, pa.py_buffer(cuts),
                                          candidates.buffers()[2])
-    marked = prefix | suffix1
+    marked = prefix | suffix1 | pc.match_substring_regex(candidates, "[0-9_]").to_numpy(
+        zero_copy_only=False)
     core = np.cumsum(sizes) - sizes + prefix
     core_size = stops - starts - sizes + 1
     ok = ~(pc.match_substring_regex(candidates, _ARROW_EXCEPTIONS).to_numpy(zero_copy_only=False)
