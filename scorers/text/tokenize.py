@@ -676,6 +676,8 @@ class BatchTokens:
     """
 
     def __init__(self, texts: pa.Array):
+        if texts.type != pa.string():  # _arrow_tokens reads 32-bit string offsets
+            texts = texts.cast(pa.string())
         chunks = split_whitespace(texts)
         encoded = pc.dictionary_encode(pc.list_flatten(chunks))
         distinct = encoded.dictionary
