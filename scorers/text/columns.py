@@ -90,7 +90,7 @@ def count(texts: pa.Array, pattern: str) -> np.ndarray:
 def split_whitespace(strings: pa.Array) -> pa.ListArray:
     """``pc.utf8_split_whitespace(strings)``, guarded against a pyarrow defect.
 
-    pyarrow (26.0 and earlier) reads one byte past a string that ends in whitespace and,
+    pyarrow (seen in 26.0.1) reads one byte past a string that ends in whitespace and,
     when that byte is not valid UTF-8, keeps the whitespace in the last piece (``"end\\n"``)
     or returns it as a piece. Only the last string of a buffer can meet such a byte (any
     other is followed by the next string), so the split runs on a copy with one more string
