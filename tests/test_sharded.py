@@ -252,10 +252,13 @@ def test_a_ray_worker_killed_mid_shard_is_replaced_and_its_shard_retried(tmp_pat
                                                                          monkeypatch):
     import psutil
 
-    from curate.core.registry import load_plugins, make_scorer
+    from curate.core.registry import SCORERS, load_plugins, make_scorer
     from curate.ray_executor import RayExecutor
 
     monkeypatch.syspath_prepend(str(PLUGINS))
+    SCORERS.names()  # loads curate's own scorers, so the copy below holds them
+    monkeypatch.setattr(SCORERS, "_items", dict(SCORERS._items))  # forget the plugin after
+    monkeypatch.delitem(sys.modules, "slow_scorer", raising=False)  # and import it afresh
     load_plugins(["slow_scorer"])
     scorers = [make_scorer("slow_length:delay=0.6")]
     killed = []
