@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import cached_property
+from functools import cache, cached_property
 from itertools import chain
 
 import numpy as np
@@ -590,8 +590,6 @@ class _Memo(dict):
 
 _CHUNKS = _Memo(tokenize_chunk)
 chunk_tokens = _CHUNKS.__getitem__
-_SPECIAL_KEYS = pa.array(sorted(SPECIAL_CASES), pa.string())
-_PIECES = pa.array(sorted(_SPECIAL_PIECES), pa.string())
 
 
 def words(text: str) -> list[str]:
@@ -626,6 +624,14 @@ _ARROW_EXCEPTIONS = "|".join([
 ])
 
 
+@cache
+def _special_value_sets() -> tuple[pa.Array, pa.Array]:
+    """The special cases and every piece of one, as Arrow arrays (built on first use: the
+    first ``pa.array`` call imports pandas)."""
+    return (pa.array(sorted(SPECIAL_CASES), pa.string()),
+            pa.array(sorted(_SPECIAL_PIECES), pa.string()))
+
+
 def _arrow_tokens(chunks: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     """(mask, tokens, sizes): which ``chunks`` (a string array) are tokenized in Arrow,
     their tokens one after the other, and the number of tokens of each."""
@@ -645,13 +651,14 @@ def _arrow_tokens(chunks: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     cuts = np.append(cuts[cuts >= 0], ends[-1]).astype(np.int32)
     tokens = pa.StringArray.from_buffers(len(cuts) - 1, pa.py_buffer(cuts),
                                          candidates.buffers()[2])
+    special_cases, pieces = _special_value_sets()
     marked = prefix | suffix1 | pc.match_substring_regex(candidates, "[0-9_]").to_numpy(
         zero_copy_only=False)
     core = np.cumsum(sizes) - sizes + prefix
     core_size = stops - starts - sizes + 1
     ok = ~(pc.match_substring_regex(candidates, _ARROW_EXCEPTIONS).to_numpy(zero_copy_only=False)
-           | pc.is_in(candidates, value_set=_SPECIAL_KEYS).to_numpy(zero_copy_only=False)
-           | (marked & pc.is_in(tokens.take(pa.array(core)), value_set=_PIECES)
+           | pc.is_in(candidates, value_set=special_cases).to_numpy(zero_copy_only=False)
+           | (marked & pc.is_in(tokens.take(pa.array(core)), value_set=pieces)
               .to_numpy(zero_copy_only=False))
            | (marked & (core_size < 2 + (prefix & ~suffix1))))
     mask = np.zeros(len(chunks), bool)
@@ -918,5 +925,5 @@ def sentence_parts(text: str) -> list[str]:
 
 def clear_caches() -> None:
     """Forget every cached tokenization (chunks, the last batch, sentence roles and steps)."""
-    for cache in (_CHUNKS, _STEPS, _ROLES, batch_tokens):
-        cache.clear()
+    for memo in (_CHUNKS, _STEPS, _ROLES, batch_tokens):
+        memo.clear()
