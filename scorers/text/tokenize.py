@@ -11,8 +11,10 @@ re-implements the same algorithm without importing spaCy:
 * a chunk's tokens are cached, so a word seen before costs one dictionary lookup; chunks
   made of one-character affixes around a plain core skip the affix loop (:func:`_affixed`);
 * :class:`BatchTokens` tokenizes a whole batch with pyarrow and numpy: each distinct chunk
-  of the batch is looked up once, and :func:`batch_tokens` keeps the last batch's result,
-  so the four rule-set scorers run over the same batch tokenize it once;
+  of the batch is tokenized once, a word with ASCII marks around it in Arrow
+  (:func:`_arrow_tokens`), any other with one cache lookup; :func:`batch_tokens` keeps the
+  last batch's result, so the four rule-set scorers run over the same batch tokenize it
+  once;
 * sentences are counted like the sentencizer: a new sentence starts at the first token
   that is not punctuation after a token that is exactly a sentence-final character
   (:func:`count_sentences_batch` does it for many lines at once).
