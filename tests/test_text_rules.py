@@ -114,7 +114,7 @@ def test_whitespace_split_does_not_read_past_the_last_string():
     data = pa.py_buffer(b"word end\n\xff")
     texts = pa.StringArray.from_buffers(1, pa.py_buffer(bytes([0, 0, 0, 0, 9, 0, 0, 0])), data)
     assert [c for c in columns.split_whitespace(texts)[0].as_py() if c] == ["word", "end"]
-    assert tokenize.BatchTokens(texts).counts.tolist() == [2]
+    assert sorted(tokenize.BatchTokens(texts).vocab.to_pylist()) == ["end", "word"]
 
 
 def test_fast_character_classes_match_the_plain_ones():

@@ -654,15 +654,16 @@ def _arrow_tokens(chunks: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     tokens = pa.StringArray.from_buffers(len(cuts) - 1, pa.py_buffer(cuts),
                                          candidates.buffers()[2])
     special_cases, pieces = _special_value_sets()
-    marked = prefix | suffix1 | pc.match_substring_regex(candidates, "[0-9_]").to_numpy(
-        zero_copy_only=False)
+    # a chunk of letters only is one token whatever its length or letters
+    not_only_letters = prefix | suffix1 | pc.match_substring_regex(
+        candidates, "[0-9_]").to_numpy(zero_copy_only=False)
     core = np.cumsum(sizes) - sizes + prefix
     core_size = stops - starts - sizes + 1
     ok = ~(pc.match_substring_regex(candidates, _ARROW_EXCEPTIONS).to_numpy(zero_copy_only=False)
            | pc.is_in(candidates, value_set=special_cases).to_numpy(zero_copy_only=False)
-           | (marked & pc.is_in(tokens.take(pa.array(core)), value_set=pieces)
+           | (not_only_letters & pc.is_in(tokens.take(pa.array(core)), value_set=pieces)
               .to_numpy(zero_copy_only=False))
-           | (marked & (core_size < 2 + (prefix & ~suffix1))))
+           | (not_only_letters & (core_size < 2 + (prefix & ~suffix1))))
     mask = np.zeros(len(chunks), bool)
     mask[np.flatnonzero(shaped)[ok]] = True
     return mask, tokens.filter(pa.array(np.repeat(ok, sizes))), sizes[ok]
@@ -696,13 +697,13 @@ class BatchTokens:
         # the distinct chunks' tokens, one after the other: those from Arrow, then the others
         self._flat = pa.concat_arrays([
             arrow_tokens, pa.array(list(chain.from_iterable(other_tokens)), pa.string())])
+        order = np.concatenate([np.flatnonzero(in_arrow), others])  # the chunks, as in _flat
         sizes = np.empty(len(distinct), np.int64)
-        sizes[in_arrow] = arrow_sizes
-        sizes[others] = np.fromiter(map(len, other_tokens), np.int64, len(other_tokens))
+        sizes[order] = np.concatenate([
+            arrow_sizes, np.fromiter(map(len, other_tokens), np.int64, len(other_tokens))])
         #: position in ``_flat`` of each distinct chunk's first token
         self._first = np.empty(len(distinct), np.int64)
-        self._first[in_arrow] = np.cumsum(arrow_sizes) - arrow_sizes
-        self._first[others] = len(arrow_tokens) + np.cumsum(sizes[others]) - sizes[others]
+        self._first[order] = np.cumsum(sizes[order]) - sizes[order]
         self._occurrences = encoded.indices.to_numpy(zero_copy_only=False)
         self._sizes = sizes[self._occurrences]  # tokens per chunk occurrence
         token_ends = np.cumsum(self._sizes)
