@@ -605,13 +605,14 @@ def words(text: str) -> list[str]:
 
 
 # Chunks tokenized in Arrow: ASCII letters, digits and inner underscores with at most one
-# ASCII prefix mark before them and two ASCII suffix marks after them, e.g. ``(word``,
-# ``x_1),`` or ``word``. On that shape spaCy's rules give one token per mark and one for the
-# core (the shortcut of :func:`_affixed`) unless the chunk is a special case, or it is not
-# all letters and its core is part of a special case or too short for the shortcut, or
-# ``_ARROW_EXCEPTIONS`` matches. Those chunks, like every other, are tokenized in Python.
-_P_MARKS = "".join(c for c in _ONE_CHAR_PREFIXES if c.isascii())
-_S_MARKS = "".join(c for c in _SUFFIXES_AND_DOT if c.isascii())
+# one-character prefix mark before them and two one-character suffix marks after them,
+# e.g. ``(word``, ``“x_1”,`` or ``word``. On that shape spaCy's rules give one token per mark and one for the
+# core (the shortcut of :func:`_affixed`) unless a string the affix loop looks up is a
+# special case (the loop only looks up the core with some of its marks), two of the tokens
+# start a special case that spaCy merges again, the core is too short for the shortcut
+# (when the chunk is not all letters), or ``_ARROW_EXCEPTIONS`` matches. Those chunks, like
+# every other, are tokenized in Python.
+_P_MARKS, _S_MARKS = _ONE_CHAR_PREFIXES, _SUFFIXES_AND_DOT
 _P, _S = re2_class(_P_MARKS), re2_class(_S_MARKS)
 _ARROW_SHAPE = f"^{_P}?[A-Za-z0-9](?:[A-Za-z0-9_]*[A-Za-z0-9])?{_S}{{0,2}}$"
 _ARROW_EXCEPTIONS = "|".join([
@@ -627,11 +628,25 @@ _ARROW_EXCEPTIONS = "|".join([
 
 
 @cache
-def _special_value_sets() -> tuple[pa.Array, pa.Array]:
-    """The special cases and every piece of one, as Arrow arrays (built on first use: the
-    first ``pa.array`` call imports pandas)."""
-    return (pa.array(sorted(SPECIAL_CASES), pa.string()),
-            pa.array(sorted(_SPECIAL_PIECES), pa.string()))
+def _arrow_lookups() -> pa.Array:
+    """The strings that keep an Arrow-shaped chunk out of Arrow when the chunk or its core
+    with some of its marks is one of them: the special cases, and a mark joined to the
+    token that starts or ends a merged special case with it (built on first use: the first
+    ``pa.array`` call imports pandas)."""
+    merged = {a + b for a, b in _MERGE_PAIRS
+              if (len(a) == 1 and a in _P_MARKS) or (len(b) == 1 and b in _S_MARKS)}
+    return pa.array(sorted(SPECIAL_CASES.keys() | merged), pa.string())
+
+
+def _ranges_in(data: pa.Buffer, starts: np.ndarray, stops: np.ndarray,
+               value_set: pa.Array) -> np.ndarray:
+    """Whether each string ``data[starts[i]:stops[i]]`` is in ``value_set``; the ranges are
+    ascending and disjoint, so they and the gaps between them are the strings of one array."""
+    if not len(starts):
+        return np.zeros(0, bool)
+    offsets = np.stack([starts, stops], axis=1).ravel().astype(np.int32)
+    strings = pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), data)
+    return pc.is_in(strings, value_set=value_set).to_numpy(zero_copy_only=False)[::2]
 
 
 def _arrow_tokens(chunks: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
@@ -642,28 +657,32 @@ def _arrow_tokens(chunks: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     prefix, suffix1, suffix2 = (pc.match_substring_regex(candidates, pattern).to_numpy(
         zero_copy_only=False) for pattern in (f"^{_P}", f"{_S}$", f"{_S}{_S}$"))
     sizes = 1 + prefix.astype(np.int64) + suffix1 + suffix2
-    # The tokens tile the chunks' bytes (every mark is one byte): cut each chunk after its
-    # prefix and before each suffix mark.
+    # The tokens tile the chunks' bytes: cut each chunk after its prefix and before each
+    # suffix mark, a mark being one character of one to three bytes.
+    first, before_last, last = (
+        pc.binary_length(pc.utf8_slice_codeunits(candidates, a, b)).to_numpy(
+            zero_copy_only=False) for a, b in ((0, 1), (-2, -1), (-1, None)))
     ends = np.frombuffer(candidates.buffers()[1], np.int32)[
         candidates.offset:candidates.offset + len(candidates) + 1]  # string offsets: int32
     starts, stops = ends[:-1], ends[1:]
-    cuts = np.stack([starts, np.where(prefix, starts + 1, -1),
-                     np.where(suffix1, stops - 1 - suffix2, -1),
-                     np.where(suffix2, stops - 1, -1)], axis=1).ravel()
+    core_start = starts + np.where(prefix, first, 0)
+    inner_suffix = np.where(suffix2, stops - last, stops)  # where the last suffix starts
+    core_stop = np.where(suffix2, inner_suffix - before_last, np.where(suffix1, stops - last,
+                                                                       stops))
+    cuts = np.stack([starts, np.where(prefix, core_start, -1), np.where(suffix1, core_stop, -1),
+                     np.where(suffix2, inner_suffix, -1)], axis=1).ravel()
     cuts = np.append(cuts[cuts >= 0], ends[-1]).astype(np.int32)
     tokens = pa.StringArray.from_buffers(len(cuts) - 1, pa.py_buffer(cuts),
                                          candidates.buffers()[2])
-    special_cases, pieces = _special_value_sets()
     # a chunk of letters only is one token whatever its length or letters
     not_only_letters = prefix | suffix1 | pc.match_substring_regex(
         candidates, "[0-9_]").to_numpy(zero_copy_only=False)
-    core = np.cumsum(sizes) - sizes + prefix
-    core_size = stops - starts - sizes + 1
     ok = ~(pc.match_substring_regex(candidates, _ARROW_EXCEPTIONS).to_numpy(zero_copy_only=False)
-           | pc.is_in(candidates, value_set=special_cases).to_numpy(zero_copy_only=False)
-           | (not_only_letters & pc.is_in(tokens.take(pa.array(core)), value_set=pieces)
-              .to_numpy(zero_copy_only=False))
-           | (not_only_letters & (core_size < 2 + (prefix & ~suffix1))))
+           | (not_only_letters & (core_stop - core_start < 2 + (prefix & ~suffix1))))
+    # the core with none, some or all of its marks: [start, stop) byte ranges of the chunks
+    for start in (starts, core_start):
+        for stop in (core_stop, inner_suffix, stops):
+            ok &= ~_ranges_in(candidates.buffers()[2], start, stop, _arrow_lookups())
     mask = np.zeros(len(chunks), bool)
     mask[np.flatnonzero(shaped)[ok]] = True
     return mask, tokens.filter(pa.array(np.repeat(ok, sizes))), sizes[ok]
