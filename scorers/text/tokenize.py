@@ -606,21 +606,20 @@ def words(text: str) -> list[str]:
 
 # Chunks tokenized in Arrow: ASCII letters, digits and inner underscores with at most one
 # one-character prefix mark before them and two one-character suffix marks after them,
-# e.g. ``(word``, ``“x_1”,`` or ``word``. On that shape spaCy's rules give one token per mark and one for the
-# core (the shortcut of :func:`_affixed`) unless a string the affix loop looks up is a
-# special case (the loop only looks up the core with some of its marks), two of the tokens
-# start a special case that spaCy merges again, the core is too short for the shortcut
-# (when the chunk is not all letters), or ``_ARROW_EXCEPTIONS`` matches. Those chunks, like
-# every other, are tokenized in Python.
-_P_MARKS, _S_MARKS = _ONE_CHAR_PREFIXES, _SUFFIXES_AND_DOT
-_P, _S = re2_class(_P_MARKS), re2_class(_S_MARKS)
+# e.g. ``(word``, ``“x_1”,`` or ``word``. On that shape spaCy's rules give one token per
+# mark and one for the core (the shortcut of :func:`_affixed`) unless a string the affix
+# loop looks up is a special case (the loop only looks up the core with some of its marks),
+# two of the tokens start a special case that spaCy merges again, the core is too short for
+# the shortcut (when the chunk is not all letters), or ``_ARROW_EXCEPTIONS`` matches. Those
+# chunks, like every other, are tokenized in Python.
+_P, _S = re2_class(_ONE_CHAR_PREFIXES), re2_class(_SUFFIXES_AND_DOT)
 _ARROW_SHAPE = f"^{_P}?[A-Za-z0-9](?:[A-Za-z0-9_]*[A-Za-z0-9])?{_S}{{0,2}}$"
 _ARROW_EXCEPTIONS = "|".join([
     # a "." after an uppercase letter or after a mark (not always a suffix there)
     rf"[A-Z]\.{_S}?$", rf"{_S}\.$",
     # two marks that spaCy merges again
     *(f"[A-Za-z0-9]{re.escape(a)}{re.escape(b)}$" for a, b in sorted(_MERGE_PAIRS)
-      if len(a) == len(b) == 1 and a in _S_MARKS and b in _S_MARKS),
+      if len(a) == len(b) == 1 and a in _SUFFIXES_AND_DOT and b in _SUFFIXES_AND_DOT),
     # a unit after a digit, which is a suffix
     "[0-9](?:{}){}{{0,2}}$".format("|".join(sorted(
         u for u in _SUFFIXES_AFTER_DIGIT if u.isascii() and u.isalnum())), _S),
@@ -633,8 +632,8 @@ def _arrow_lookups() -> pa.Array:
     with some of its marks is one of them: the special cases, and a mark joined to the
     token that starts or ends a merged special case with it (built on first use: the first
     ``pa.array`` call imports pandas)."""
-    merged = {a + b for a, b in _MERGE_PAIRS
-              if (len(a) == 1 and a in _P_MARKS) or (len(b) == 1 and b in _S_MARKS)}
+    merged = {a + b for a, b in _MERGE_PAIRS if (len(a) == 1 and a in _ONE_CHAR_PREFIXES)
+              or (len(b) == 1 and b in _SUFFIXES_AND_DOT)}
     return pa.array(sorted(SPECIAL_CASES.keys() | merged), pa.string())
 
 
