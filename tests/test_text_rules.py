@@ -94,7 +94,8 @@ def test_chunks_tokenized_in_arrow_agree_with_the_python_tokenizer():
     rng = random.Random(5)
     marks = list("!\"#&'()*,:;<>?[]_`{}.$%=“”‘’«»—…¿。") + ["’s", "'s"]
     words = ["word", "The", "the", "Mr", "em", "dont", "ab", "a", "I", "USA", "x", "Inc", "5",
-             "10km", "1am", "x_1", "md5", "3a", "C4", "10", "a_b_c", "2nd"]
+             "10km", "1am", "x_1", "md5", "3a", "C4", "10", "a_b_c", "2nd", "cannot", "have",
+             "gonna", "Let"]
     chunks = {"", *words}
     for _ in range(20000):
         chunks.add("".join(rng.choices(marks, k=rng.randint(0, 2))) + rng.choice(words)

@@ -657,7 +657,7 @@ def _arrow_tokens(chunks: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
         zero_copy_only=False) for pattern in (f"^{_P}", f"{_S}$", f"{_S}{_S}$"))
     sizes = 1 + prefix.astype(np.int64) + suffix1 + suffix2
     # The tokens tile the chunks' bytes: cut each chunk after its prefix and before each
-    # suffix mark, a mark being one character of one to three bytes.
+    # suffix mark, each mark being one character of whatever byte length.
     first, before_last, last = (
         pc.binary_length(pc.utf8_slice_codeunits(candidates, a, b)).to_numpy(
             zero_copy_only=False) for a, b in ((0, 1), (-2, -1), (-1, None)))
