@@ -666,22 +666,22 @@ def _arrow_tokens(chunks: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     starts, stops = ends[:-1], ends[1:]
     core_start = starts + np.where(prefix, first, 0)
     inner_suffix = np.where(suffix2, stops - last, stops)  # where the last suffix starts
-    core_stop = np.where(suffix2, inner_suffix - before_last, np.where(suffix1, stops - last,
-                                                                       stops))
+    core_stop = inner_suffix - np.where(suffix2, before_last, suffix1 * last)
     cuts = np.stack([starts, np.where(prefix, core_start, -1), np.where(suffix1, core_stop, -1),
                      np.where(suffix2, inner_suffix, -1)], axis=1).ravel()
     cuts = np.append(cuts[cuts >= 0], ends[-1]).astype(np.int32)
-    tokens = pa.StringArray.from_buffers(len(cuts) - 1, pa.py_buffer(cuts),
-                                         candidates.buffers()[2])
+    data = candidates.buffers()[2]
+    tokens = pa.StringArray.from_buffers(len(cuts) - 1, pa.py_buffer(cuts), data)
     # a chunk of letters only is one token whatever its length or letters
     not_only_letters = prefix | suffix1 | pc.match_substring_regex(
         candidates, "[0-9_]").to_numpy(zero_copy_only=False)
     ok = ~(pc.match_substring_regex(candidates, _ARROW_EXCEPTIONS).to_numpy(zero_copy_only=False)
            | (not_only_letters & (core_stop - core_start < 2 + (prefix & ~suffix1))))
     # the core with none, some or all of its marks: [start, stop) byte ranges of the chunks
+    lookups = _arrow_lookups()
     for start in (starts, core_start):
         for stop in (core_stop, inner_suffix, stops):
-            ok &= ~_ranges_in(candidates.buffers()[2], start, stop, _arrow_lookups())
+            ok &= ~_ranges_in(data, start, stop, lookups)
     mask = np.zeros(len(chunks), bool)
     mask[np.flatnonzero(shaped)[ok]] = True
     return mask, tokens.filter(pa.array(np.repeat(ok, sizes))), sizes[ok]
