@@ -28,6 +28,7 @@ documents and reports:
 Usage::
 
     python benchmarks/bench_rules.py [--corpus PATH] [--limit N] [--sample N] [--repeats K]
+    python benchmarks/bench_rules.py --sample 6000 --repeat-all-four   # into an existing --out
 
 The default corpus is the whole parity corpus built by ``benchmarks/build_corpus.py``
 (8,686 real documents); the speed targets (``TARGETS``) are stated for at least 6,000 of
@@ -39,6 +40,7 @@ them, e.g. ``--sample 6000``. ``--sample N`` draws N documents with ``random.Ran
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -141,6 +143,18 @@ def write_batches(docs: list[dict], path: Path) -> None:
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
         for table in batches(docs):
             writer.write_table(table)
+
+
+@contextlib.contextmanager
+def written_inputs(docs: list[dict]):
+    """A temporary folder holding ``docs`` as each system's child process reads them:
+    ``docs.pickle`` for DataTrove, ``docs.arrow`` (Arrow batches) for curate."""
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = Path(tmp)
+        with open(inputs / "docs.pickle", "wb") as fh:
+            pickle.dump(docs, fh)
+        write_batches(docs, inputs / "docs.arrow")
+        yield inputs
 
 
 def read_batches(path: str) -> list:
@@ -342,6 +356,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/rules.json")
     ap.add_argument("--processes-only", action="store_true",
                     help="re-measure only the 1-vs-2-process scaling into an existing --out")
+    ap.add_argument("--repeat-all-four", action="store_true",
+                    help="measure the four together once more (all_four_repeats in an "
+                         "existing --out); the machine's speed drifts between runs")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -352,19 +369,23 @@ def main(argv=None) -> dict:
     from common import machine
 
     docs = load_corpus(args.corpus, args.limit, args.sample, args.seed)
-    if args.processes_only:
+    if args.processes_only or args.repeat_all_four:
         result = json.loads(args.out.read_text())
-        result["processes"] = process_scaling(docs)
+        if args.processes_only:
+            result["processes"] = process_scaling(docs)
+        else:
+            with written_inputs(docs) as inputs:
+                dt, cur = measure_pair(list(RULE_SETS), inputs, args.repeats)
+            repeat = {**speed(len(docs), dt, cur, TARGETS["speedup_all_four"]),
+                      "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            result.setdefault("all_four_repeats", []).append(repeat)
+            print(f"all four, repeated: speedup {repeat['speedup']:.1f}x", flush=True)
         args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
         return result
     n = len(docs)
     chars = sum(len(d["text"]) for d in docs)
     print(f"{n} documents, {chars} characters", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        inputs = Path(tmp)
-        with open(inputs / "docs.pickle", "wb") as fh:
-            pickle.dump(docs, fh)
-        write_batches(docs, inputs / "docs.arrow")
+    with written_inputs(docs) as inputs:
         result = measure_rule_sets(docs, inputs, args.repeats)
     result["clock"] = CLOCK
     result["processes"] = process_scaling(docs)
