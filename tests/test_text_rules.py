@@ -95,7 +95,11 @@ def test_chunks_tokenized_in_arrow_agree_with_the_python_tokenizer():
     marks = list("!\"#&'()*,:;<>?[]_`{}.$%=“”‘’«»—…¿。") + ["’s", "'s"]
     words = ["word", "The", "the", "Mr", "em", "dont", "ab", "a", "I", "USA", "x", "Inc", "5",
              "10km", "1am", "x_1", "md5", "3a", "C4", "10", "a_b_c", "2nd", "cannot", "have",
-             "gonna", "Let"]
+             "gonna", "Let",
+             # cores with inner marks, with and without an infix
+             "f(x", "sys.argv", "x[0", "a.B", "a.'b", "a,b", "a-b", "a--b", "a----b", "a~b", "1+2",
+             "1^x", "a:b", "x:`y", "a..b", "a=b", "a/b", "5m/s", "a\"b", "a`b", "_x(n", "1.3.57",
+             "O(n", "a|b", "a@b", "x#y", "a%b", "US$5", "it's", "a!b", "x)y", "ab.CD", "2-3"]
     chunks = {"", *words}
     for _ in range(20000):
         chunks.add("".join(rng.choices(marks, k=rng.randint(0, 2))) + rng.choice(words)

@@ -604,16 +604,25 @@ def words(text: str) -> list[str]:
 # ---------------------------------------------------------------------------------------
 
 
-# Chunks tokenized in Arrow: ASCII letters, digits and inner underscores with at most one
-# one-character prefix mark before them and two one-character suffix marks after them,
-# e.g. ``(word``, ``“x_1”,`` or ``word``. On that shape spaCy's rules give one token per
+# Chunks tokenized in Arrow: an ASCII core that starts and ends with a letter or digit, with
+# at most one one-character prefix mark before it and two one-character suffix marks after
+# it, e.g. ``(word``, ``“x_1”,`` or ``f(x)``. On that shape spaCy's rules give one token per
 # mark and one for the core (the shortcut of :func:`_affixed`) unless a string the affix
 # loop looks up is a special case (the loop only looks up the core with some of its marks),
 # two of the tokens start a special case that spaCy merges again, the core is too short for
-# the shortcut (when the chunk is not all letters), or ``_ARROW_EXCEPTIONS`` matches. Those
-# chunks, like every other, are tokenized in Python.
+# the shortcut (when the chunk is not all letters), the core holds an infix
+# (``_ARROW_INFIXES``) or ``_ARROW_EXCEPTIONS`` matches. Those chunks, like every other, are
+# tokenized in Python. The core has no "'" (a possessive or contraction) and no "$" (the
+# prefixes US$, C$ and A$).
 _P, _S = re2_class(_ONE_CHAR_PREFIXES), re2_class(_SUFFIXES_AND_DOT)
-_ARROW_SHAPE = f"^{_P}?[A-Za-z0-9](?:[A-Za-z0-9_]*[A-Za-z0-9])?{_S}{{0,2}}$"
+_CORE_INNER = re2_class(c for c in map(chr, range(0x21, 0x7f)) if c not in "'$")
+_ARROW_SHAPE = f"^{_P}?[A-Za-z0-9](?:{_CORE_INNER}*[A-Za-z0-9])?{_S}{{0,2}}$"
+# spaCy's infixes that can match in an ASCII core (none at its first character, which is a
+# letter or digit), each written with its look-behind and look-ahead characters
+_ARROW_INFIXES = "|".join([
+    r"\.\.", r"[0-9][+\-*^][0-9\-]", r"[a-z'\"`,]\.[A-Z'\"`,]", "[A-Za-z],[A-Za-z]",
+    r"[A-Za-z0-9](?:-|--|---|~)[A-Za-z]", "[A-Za-z0-9][:<>=/][A-Za-z]",
+])
 _ARROW_EXCEPTIONS = "|".join([
     # a "." after an uppercase letter or after a mark (not always a suffix there)
     rf"[A-Z]\.{_S}?$", rf"{_S}\.$",
@@ -643,9 +652,25 @@ def _ranges_in(data: pa.Buffer, starts: np.ndarray, stops: np.ndarray,
     ascending and disjoint, so they and the gaps between them are the strings of one array."""
     if not len(starts):
         return np.zeros(0, bool)
+    return pc.is_in(_ranges(data, starts, stops), value_set=value_set).to_numpy(
+        zero_copy_only=False)[::2]
+
+
+def _ranges(data: pa.Buffer, starts: np.ndarray, stops: np.ndarray) -> pa.Array:
+    """The strings ``data[starts[i]:stops[i]]`` at the even positions of a string array, the
+    gaps between them at the odd ones (``starts`` and ``stops`` ascending and disjoint)."""
     offsets = np.stack([starts, stops], axis=1).ravel().astype(np.int32)
-    strings = pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), data)
-    return pc.is_in(strings, value_set=value_set).to_numpy(zero_copy_only=False)[::2]
+    return pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), data)
+
+
+def _ranges_match(data: pa.Buffer, starts: np.ndarray, stops: np.ndarray,
+                  pattern: str) -> np.ndarray:
+    """Whether ``pattern`` (RE2) is found in each string ``data[starts[i]:stops[i]]`` (the
+    ranges as in :func:`_ranges_in`)."""
+    if not len(starts):
+        return np.zeros(0, bool)
+    return pc.match_substring_regex(_ranges(data, starts, stops), pattern).to_numpy(
+        zero_copy_only=False)[::2]
 
 
 def _arrow_tokens(chunks: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
@@ -674,9 +699,10 @@ def _arrow_tokens(chunks: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     tokens = pa.StringArray.from_buffers(len(cuts) - 1, pa.py_buffer(cuts), data)
     # a chunk of letters only is one token whatever its length or letters
     not_only_letters = prefix | suffix1 | pc.match_substring_regex(
-        candidates, "[0-9_]").to_numpy(zero_copy_only=False)
+        candidates, "[^A-Za-z]").to_numpy(zero_copy_only=False)
     ok = ~(pc.match_substring_regex(candidates, _ARROW_EXCEPTIONS).to_numpy(zero_copy_only=False)
-           | (not_only_letters & (core_stop - core_start < 2 + (prefix & ~suffix1))))
+           | (not_only_letters & (core_stop - core_start < 2 + (prefix & ~suffix1)))
+           | _ranges_match(data, core_start, core_stop, _ARROW_INFIXES))
     # the core with none, some or all of its marks: [start, stop) byte ranges of the chunks
     lookups = _arrow_lookups()
     for start in (starts, core_start):
