@@ -152,6 +152,17 @@ def test_count_sentences(text, expected):
                                                                                   expected]
 
 
+def test_sentence_counts_of_a_batch_follow_the_per_text_count():
+    # whitespace runs of every kind, marks around words (tokenized in Arrow) and chunks that
+    # only Python tokenizes
+    rng = random.Random(2)
+    pieces = ["a", "Hi.", "ok!", "(Yes.)", '"No?"', "?", ".", "...", "e.g.", "U.S.", "f(x).",
+              "1.5.", "--", "x", " ", "  ", "\t", "\n", "\u3000", "\xa0", "\u2028", ""]
+    texts = ["".join(rng.choices(pieces, k=rng.randint(0, 12))) for _ in range(5000)]
+    assert list(tokenize.count_sentences_batch(pa.array(texts))) == [
+        tokenize.count_sentences(t) for t in texts]
+
+
 def test_sentence_parts_cut_after_each_sentence():
     assert tokenize.sentence_parts("One two. Three four!  Five") == [
         "One two.", " Three four!", "  Five"]

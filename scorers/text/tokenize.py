@@ -857,6 +857,34 @@ def _sentence_steps(chunk: str) -> tuple[tuple[int, bool], tuple[int, bool]]:
 
 
 _STEPS = _Memo(_sentence_steps)
+
+
+def _arrow_sentence_steps(chunks: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(mask, steps): which ``chunks`` are tokenized in Arrow (:func:`_arrow_tokens`) and,
+    for those, the four numbers of :func:`_sentence_steps` (entering unseen, then seen:
+    new starts and whether a final token was seen last), the state machine run on all of
+    them at once, one token slot at a time (a chunk has at most four tokens there)."""
+    mask, tokens, sizes = _arrow_tokens(chunks)
+    # a core starts with a letter or digit, so it is neither final nor punctuation; the
+    # marks are few, their roles looked up
+    marks = pc.invert(pc.match_substring_regex(tokens, "^[A-Za-z0-9]"))
+    encoded = pc.dictionary_encode(tokens.filter(marks))
+    roles = np.zeros(len(tokens), np.int64)
+    roles[marks.to_numpy(zero_copy_only=False)] = np.array(
+        [_sentence_role(m) for m in encoded.dictionary.to_pylist()], np.int64)[
+        encoded.indices.to_numpy(zero_copy_only=False)]
+    slot = np.arange(len(tokens)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    by_slot = np.full((len(sizes), 4), -1, np.int64)  # -1: no such token
+    by_slot[np.repeat(np.arange(len(sizes)), sizes), slot] = roles
+    steps = []
+    for entering_seen in (False, True):
+        seen = np.full(len(sizes), entering_seen)
+        starts = np.zeros(len(sizes), np.int64)
+        for role in by_slot.T:
+            starts += seen & (role == 0)
+            seen = np.where(role == 2, True, np.where(role == 0, False, seen))
+        steps += [starts, seen]
+    return mask, np.stack(steps, axis=1).astype(np.int64)
 # A whitespace run other than one plain space is a token of its own in spaCy.
 _SPACE_TOKEN_RE = re.compile(r"\s{2,}|[^\S ]")
 _WS_SPLIT_RE = re.compile(r"(\s+)")
@@ -889,35 +917,40 @@ def count_sentences(text: str) -> int:
     return starts + 1 if any_token else 1
 
 
-# Lines count_sentences reads whitespace tokens in: whitespace at the start, two whitespace
-# characters in a row, or whitespace other than " " (RE2 syntax).
-_SPACE_TOKEN_RE2 = "^{0}|{0}{0}|{1}".format(
+# The whitespace runs count_sentences reads as tokens: one at the start of a line, and any
+# other than a single " " (RE2 syntax).
+_SPACE_TOKEN_RUN_RE2 = "^{0}+|{0}{0}+|{1}{0}*".format(
     SPACE, re2_class(c for c in map(chr, range(0x3001)) if c.isspace() and c != " "))
 
 
 def count_sentences_batch(lines: pa.Array) -> np.ndarray:
-    """``[count_sentences(line) for line in lines]``, with numpy for lines whose chunks are
-    separated by single spaces.
+    """``[count_sentences(line) for line in lines]``, with numpy.
 
     Each chunk moves the sentencizer from "after a sentence-final token" or not to a new
     state, adding sentence starts; a chunk with a word or a final token ends in a state that
     does not depend on where it started, the others (punctuation only) keep it. So the
-    state before a chunk is the one left by the last such chunk before it on its line.
+    state before a chunk is the one left by the last such chunk before it on its line. A
+    whitespace token moves it as a word does (it is not punctuation), so each is replaced
+    by the word " a " first.
     """
-    counts = np.ones(len(lines), np.int64)
-    irregular = pc.match_substring_regex(lines, _SPACE_TOKEN_RE2).to_numpy(zero_copy_only=False)
-    for i in np.flatnonzero(irregular).tolist():
-        counts[i] = count_sentences(lines[i].as_py())
-    chunks = split_whitespace(lines.filter(pa.array(~irregular)))
+    lines = pc.replace_substring_regex(lines, _SPACE_TOKEN_RUN_RE2, " a ")
+    chunks = split_whitespace(lines)
     encoded = pc.dictionary_encode(pc.list_flatten(chunks))
     distinct = encoded.dictionary
     # chunks with an ASCII letter or digit and no sentence-final character take the steps
-    # of a plain word, found in Arrow (see _sentence_steps); the others are looked up
-    looked_up = pc.or_kleene(pc.match_substring_regex(distinct, _FINAL_CHAR_RE2),
-                             pc.invert(pc.match_substring_regex(distinct, "[A-Za-z0-9]")))
+    # of a plain word (see _sentence_steps); the others run the state machine over their
+    # tokens, in Arrow where the chunk is tokenized there, else in Python
     steps = np.tile(np.ravel(_ONE_TOKEN_STEPS[0]).astype(np.int64), (len(distinct), 1))
-    steps[looked_up.to_numpy(zero_copy_only=False)] = np.array(
-        [_STEPS[c] for c in distinct.filter(looked_up).to_pylist()], np.int64).reshape(-1, 4)
+    looked_up = np.flatnonzero(pc.or_kleene(
+        pc.match_substring_regex(distinct, _FINAL_CHAR_RE2),
+        pc.invert(pc.match_substring_regex(distinct, "[A-Za-z0-9]"))).to_numpy(
+            zero_copy_only=False))
+    chunks_looked_up = distinct.take(pa.array(looked_up))
+    in_arrow, arrow_steps = _arrow_sentence_steps(chunks_looked_up)
+    steps[looked_up[in_arrow]] = arrow_steps
+    steps[looked_up[~in_arrow]] = np.array(
+        [_STEPS[c] for c in chunks_looked_up.filter(pa.array(~in_arrow)).to_pylist()],
+        np.int64).reshape(-1, 4)
     steps = steps[encoded.indices.to_numpy(zero_copy_only=False)]
     starts_from, seen_from = steps[:, 0::2], steps[:, 1::2]  # columns: entering unseen, seen
     settled = seen_from[:, 0] == seen_from[:, 1]
@@ -929,8 +962,7 @@ def count_sentences_batch(lines: pa.Array) -> np.ndarray:
     added = np.where(seen, starts_from[:, 1], starts_from[:, 0])
     totals = np.concatenate([[0], np.cumsum(added)])
     ends = np.cumsum(sizes)
-    counts[~irregular] = totals[ends] - totals[ends - sizes] + 1
-    return counts
+    return totals[ends] - totals[ends - sizes] + 1
 
 
 _PIECES_RE = re.compile(r"\S+|\s+")
