@@ -215,7 +215,8 @@ class NGrams:
         self.text = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
         self.text_end = offsets[1:][self.text]
         #: ``chars[j] - chars[i]``: characters of tokens i..j-1 (whitespace excluded)
-        self.chars = np.concatenate([[0], np.cumsum(lengths)])
+        self.chars = np.zeros(self.size + 1, np.int64)
+        np.cumsum(lengths, out=self.chars[1:])
         self._vocab = int(ids.max()) + 1 if len(ids) else 1
         self._level: tuple | None = None
         self._tops: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -267,13 +268,17 @@ class NGrams:
         """Bigram classes straight from the token ids (tokens seen once in the batch cannot
         start or end a repeated bigram), or single tokens when n is 1 or the codes could
         overflow."""
-        if n == 1 or (len(self.offsets) - 1) * self._vocab ** 2 >= 2 ** 62:
+        twice = np.bincount(self.ids, minlength=self._vocab) > 1
+        # ids among the tokens seen twice, so the codes stay small enough to sort as one key
+        dense = np.cumsum(twice) - 1
+        vocab = int(dense[-1]) + 1 if len(dense) else 1
+        if n == 1 or (len(self.offsets) - 1) * vocab ** 2 >= 2 ** 62:
             return (1, *_repeated_classes(np.arange(self.size), self.text * self._vocab + self.ids))
-        seen_twice = np.bincount(self.ids, minlength=self._vocab)[self.ids] > 1
+        seen_twice = twice[self.ids]
         starts = np.flatnonzero(seen_twice[:-1] & seen_twice[1:]
                                 & (np.arange(1, self.size) < self.text_end[:-1]))
-        codes = (self.text[starts] * self._vocab + self.ids[starts]) * self._vocab \
-            + self.ids[starts + 1]
+        codes = (self.text[starts] * vocab + dense[self.ids[starts]]) * vocab \
+            + dense[self.ids[starts + 1]]
         return (2, *_repeated_classes(starts, codes))
 
     def top(self, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -352,9 +357,8 @@ class NGrams:
                 else:
                     recorded[label] = 1
         hits = np.array(hits, np.int64)
-        chars = np.zeros(self.size, np.int64)
-        chars[hits] = self.chars[hits + n] - self.chars[hits]
-        return sum_between(chars, self.offsets)
+        return np.bincount(self.text[hits], self.chars[hits + n] - self.chars[hits],
+                           len(self.offsets) - 1).astype(np.int64)
 
 
 def _repeated_classes(positions: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -493,7 +497,8 @@ class GopherRepetition(Scorer):
         tokens = batch_tokens(texts)
         grams = NGrams(tokens.ids, tokens.lengths[tokens.ids], tokens.offsets)
         # 0 only without tokens, where the coverage is 0 too
-        word_chars = np.maximum(sum_between(np.diff(grams.chars), tokens.offsets), 1)
+        word_chars = np.maximum(grams.chars[tokens.offsets[1:]] - grams.chars[tokens.offsets[:-1]],
+                                1)
         top = {n for n, _ in self.top_n_grams}
         dup = {n for n, _ in self.dup_n_grams}
         values = {}
