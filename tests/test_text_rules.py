@@ -307,10 +307,13 @@ def test_line_and_paragraph_splits_equal_python_ones():
     texts = ["".join(rng.choice("ab \n\n\t\r\x0b\x1c\x85\u2028") for _ in range(rng.randint(0, 12)))
              for _ in range(5000)]
     array = pa.array(texts)
-    assert columns.nonempty_lines(array).to_pylist() == [re.split(r"\n+", t) for t in texts]
+    assert columns.nonempty_lines(array)[0].to_pylist() == [re.split(r"\n+", t) for t in texts]
     assert columns.paragraphs(array).to_pylist() == [re.split(r"\n{2,}", t.strip())
                                                      for t in texts]
     assert columns.splitlines(array).to_pylist() == [t.splitlines() for t in texts]
+    rows = [re.split(r"\n+", t) for t in texts]
+    assert [tuple(x) for x in zip(*columns.duplicates(*columns.nonempty_lines(array)))] == [
+        (len(r) - len(set(r)), sum(map(len, r)) - sum(map(len, set(r)))) for r in rows]
     lines = columns.splitlines(array)
     assert [tuple(x) for x in zip(*columns.duplicates(lines))] == [
         (len(t.splitlines()) - len(set(t.splitlines())),

@@ -78,13 +78,9 @@ def text_array(batch: pa.Table, column: str) -> pa.Array:
     return _TEXTS(batch.column(column))
 
 
-#: ``strings(texts)``: the texts as Python strings, remembered for the most recent array.
-strings = LastResult(pa.Array.to_pylist)
-
-
 def count(texts: pa.Array, pattern: str) -> np.ndarray:
     """Non-overlapping occurrences of ``pattern`` in each text (``str.count``)."""
-    return np.fromiter((t.count(pattern) for t in strings(texts)), np.int64, len(texts))
+    return pc.count_substring(texts, pattern).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def split_whitespace(strings: pa.Array) -> pa.ListArray:
@@ -148,8 +144,8 @@ def drop(lists: pa.ListArray, mask: np.ndarray) -> pa.ListArray:
 def _splitlines(texts: pa.Array) -> pa.ListArray:
     """``[t.splitlines() for t in texts]``: a regex split at the same boundaries, without
     the empty piece it leaves after a final boundary (or for an empty text)."""
-    rare = np.fromiter((any(c in t for c in _RARE_BOUNDARIES) for t in strings(texts)), bool,
-                       len(texts))
+    rare = pc.match_substring_regex(texts, re2_class(_RARE_BOUNDARIES)).to_numpy(
+        zero_copy_only=False)
     if rare.any():  # split those with the regex, the others at "\n", and restore the order
         order = np.argsort(np.concatenate([np.flatnonzero(~rare), np.flatnonzero(rare)]))
         pieces = pa.concat_arrays([
@@ -169,25 +165,50 @@ def _splitlines(texts: pa.Array) -> pa.ListArray:
 splitlines = LastResult(_splitlines)
 
 
-def nonempty_lines(texts: pa.Array) -> pa.ListArray:
-    """``[re.split(r"\\n+", t) for t in texts]``: the non-empty pieces between newlines,
-    plus an empty first or last piece when a text starts or ends with a newline."""
+def _newline_pieces(texts: pa.Array) -> tuple[pa.ListArray, np.ndarray]:
     pieces = pc.split_pattern(texts, "\n")
+    ids = pc.dictionary_encode(elements(pieces)).indices.to_numpy(zero_copy_only=False)
+    return pieces, ids.astype(np.int64)
+
+
+#: ``newline_pieces(texts)``: (pieces, ids): each text split at every "\n", and an id per
+#: piece, equal pieces sharing one (so the lists of lines made from the pieces find their
+#: duplicates without hashing them again); remembered for the most recent array.
+newline_pieces = LastResult(_newline_pieces)
+
+
+def nonempty_lines(texts: pa.Array) -> tuple[pa.ListArray, np.ndarray]:
+    """(``[re.split(r"\n+", t) for t in texts]``, an id per line as in
+    :data:`newline_pieces`): the non-empty pieces between newlines, plus an empty first or
+    last piece when a text starts or ends with a newline."""
+    pieces, ids = newline_pieces(texts)
     ends = np.cumsum(sizes(pieces))  # a split always gives at least one piece
-    empty = lengths(elements(pieces)) == 0
+    empty = pc.binary_length(elements(pieces)).to_numpy(zero_copy_only=False) == 0
     empty[ends - 1] = empty[ends - sizes(pieces)] = False
-    return drop(pieces, empty)
+    return drop(pieces, empty), ids[~empty]
 
 
 def paragraphs(texts: pa.Array) -> pa.ListArray:
-    """``[re.split(r"\\n{2,}", t.strip()) for t in texts]``."""
-    return pc.split_pattern_regex(pc.utf8_trim_whitespace(texts), pattern=r"\n{2,}")
+    """``[re.split(r"\\n{2,}", t.strip()) for t in texts]``, from a plain split at every
+    "\\n\\n": a run of three or more newlines leaves pieces that start with "\\n" or are
+    empty, which are mended (a stripped text's pieces cannot be otherwise)."""
+    trimmed = pc.utf8_trim_whitespace(texts)
+    pieces = pc.split_pattern(trimmed, "\n\n")
+    values = pc.utf8_ltrim(elements(pieces), characters="\n")
+    empty = pc.binary_length(values).to_numpy(zero_copy_only=False) == 0
+    empty &= np.repeat(pc.binary_length(trimmed).to_numpy(zero_copy_only=False) > 0,
+                       sizes(pieces))  # an empty text keeps its one empty piece
+    return drop(regroup(pieces, values), empty)
 
 
-def duplicates(lists: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
-    """Per list: (elements equal to an earlier one of the same list, their characters)."""
+def duplicates(lists: pa.ListArray, ids: np.ndarray | None = None) -> tuple[np.ndarray,
+                                                                           np.ndarray]:
+    """Per list: (elements equal to an earlier one of the same list, their characters).
+    ``ids``: one per element, equal for equal elements (by default from hashing them)."""
     values = elements(lists)
-    ids = pc.dictionary_encode(values).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    if ids is None:
+        ids = pc.dictionary_encode(values).indices.to_numpy(zero_copy_only=False).astype(
+            np.int64)
     codes = owner(lists) * max(len(values), 1) + ids
     first = np.zeros(len(values), np.int64)
     first[np.unique(codes, return_index=True)[1]] = 1

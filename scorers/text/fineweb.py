@@ -22,6 +22,7 @@ from scorers.text.columns import (
     duplicates,
     elements,
     lengths,
+    newline_pieces,
     sizes,
     sum_per_list,
     text_array,
@@ -89,17 +90,19 @@ class FineWebQuality(Scorer):
         """(signal name -> one float per document, has_lines, listed): a signal is only
         meaningful where the document has a non-blank line (``has_lines``), the list ratio
         only where it was computed (``listed``); elsewhere the values are NaN."""
-        pieces = pc.split_pattern(texts, "\n")
+        pieces, ids = newline_pieces(texts)
         blank = pc.or_(pc.utf8_is_space(elements(pieces)),
-                       pc.equal(pc.utf8_length(elements(pieces)), 0))
-        lines = drop(pieces, blank.to_numpy(zero_copy_only=False))
+                       pc.equal(pc.binary_length(elements(pieces)), 0)).to_numpy(
+            zero_copy_only=False)
+        lines = drop(pieces, blank)
         n = np.maximum(sizes(lines), 1)
         newlines = count(texts, "\n")
         values = {
             "line_punct_ratio": sum_per_list(self._ends_with_stop(elements(lines)), lines) / n,
             "short_line_ratio": sum_per_list(lengths(elements(lines)) <= self.short_line_length,
                                              lines) / n,
-            "char_dup_ratio": duplicates(lines)[1] / np.maximum(lengths(texts) - newlines, 1),
+            "char_dup_ratio": duplicates(lines, ids[~blank])[1]
+            / np.maximum(lengths(texts) - newlines, 1),
             "list_ratio": np.full(len(texts), np.nan),
         }
         has_lines = sizes(lines) > 0

@@ -492,8 +492,8 @@ class GopherRepetition(Scorer):
         per_char = np.maximum(size, 1)
         paras = paragraphs(texts)
         para_dups, para_chars = duplicates(paras)
-        rows = nonempty_lines(texts)
-        line_dups, line_chars = duplicates(rows)
+        rows, row_ids = nonempty_lines(texts)
+        line_dups, line_chars = duplicates(rows, row_ids)
         tokens = batch_tokens(texts)
         grams = NGrams(tokens.ids, tokens.lengths[tokens.ids], tokens.offsets)
         # 0 only without tokens, where the coverage is 0 too
