@@ -660,6 +660,8 @@ def _ranges(data: pa.Buffer, starts: np.ndarray, stops: np.ndarray) -> pa.Array:
     """The strings ``data[starts[i]:stops[i]]`` at the even positions of a string array, the
     gaps between them at the odd ones (``starts`` and ``stops`` ascending and disjoint)."""
     offsets = np.stack([starts, stops], axis=1).ravel().astype(np.int32)
+    if (np.diff(offsets) < 0).any():  # Arrow would read outside the data
+        raise ValueError("byte ranges must be ascending and disjoint")
     return pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), data)
 
 
@@ -673,29 +675,48 @@ def _ranges_match(data: pa.Buffer, starts: np.ndarray, stops: np.ndarray,
         zero_copy_only=False)[::2]
 
 
+_ALNUM_BYTE = np.zeros(256, bool)
+_ALNUM_BYTE[np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+                          np.uint8)] = True
+#: bytes of a UTF-8 character by the high four bits of its first byte
+_UTF8_LENGTH = np.array([1] * 12 + [2, 2, 3, 4], np.int64)
+
+
+def _char_bytes_before(byte: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Bytes of the UTF-8 character that ends just before each of ``ends`` (one, plus the
+    continuation bytes 0b10xxxxxx before the end)."""
+    size = np.ones(len(ends), np.int64)
+    for _ in range(3):
+        size += (byte[ends - size] & 0xC0) == 0x80
+    return size
+
+
 def _arrow_tokens(chunks: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     """(mask, tokens, sizes): which ``chunks`` (a string array) are tokenized in Arrow,
     their tokens one after the other, and the number of tokens of each."""
     shaped = pc.match_substring_regex(chunks, _ARROW_SHAPE).to_numpy(zero_copy_only=False)
     candidates = chunks.filter(pa.array(shaped))
-    prefix, suffix1, suffix2 = (pc.match_substring_regex(candidates, pattern).to_numpy(
-        zero_copy_only=False) for pattern in (f"^{_P}", f"{_S}$", f"{_S}{_S}$"))
-    sizes = 1 + prefix.astype(np.int64) + suffix1 + suffix2
-    # The tokens tile the chunks' bytes: cut each chunk after its prefix and before each
-    # suffix mark, each mark being one character of whatever byte length.
-    first, before_last, last = (
-        pc.binary_length(pc.utf8_slice_codeunits(candidates, a, b)).to_numpy(
-            zero_copy_only=False) for a, b in ((0, 1), (-2, -1), (-1, None)))
     ends = np.frombuffer(candidates.buffers()[1], np.int32)[
         candidates.offset:candidates.offset + len(candidates) + 1]  # string offsets: int32
     starts, stops = ends[:-1], ends[1:]
+    data = candidates.buffers()[2]
+    # The shape makes each end character a mark or the core's letter or digit, so one byte
+    # tells which; the tokens tile the chunks' bytes: cut after the prefix and before each
+    # suffix mark, each mark being one character of whatever byte length.
+    byte = np.frombuffer(data, np.uint8) if len(candidates) else np.zeros(1, np.uint8)
+    prefix = ~_ALNUM_BYTE[byte[starts]]
+    suffix1 = ~_ALNUM_BYTE[byte[stops - 1]]
+    last = _char_bytes_before(byte, stops)
+    suffix2 = suffix1 & ~_ALNUM_BYTE[byte[stops - last - 1]]
+    before_last = _char_bytes_before(byte, stops - last)
+    first = _UTF8_LENGTH[byte[starts] >> 4]
+    sizes = 1 + prefix.astype(np.int64) + suffix1 + suffix2
     core_start = starts + np.where(prefix, first, 0)
     inner_suffix = np.where(suffix2, stops - last, stops)  # where the last suffix starts
     core_stop = inner_suffix - np.where(suffix2, before_last, suffix1 * last)
     cuts = np.stack([starts, np.where(prefix, core_start, -1), np.where(suffix1, core_stop, -1),
                      np.where(suffix2, inner_suffix, -1)], axis=1).ravel()
     cuts = np.append(cuts[cuts >= 0], ends[-1]).astype(np.int32)
-    data = candidates.buffers()[2]
     tokens = pa.StringArray.from_buffers(len(cuts) - 1, pa.py_buffer(cuts), data)
     # a chunk of letters only is one token whatever its length or letters
     not_only_letters = prefix | suffix1 | pc.match_substring_regex(
@@ -704,10 +725,13 @@ def _arrow_tokens(chunks: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
            | (not_only_letters & (core_stop - core_start < 2 + (prefix & ~suffix1)))
            | _ranges_match(data, core_start, core_stop, _ARROW_INFIXES))
     # the core with none, some or all of its marks: [start, stop) byte ranges of the chunks
+    # that have those marks
     lookups = _arrow_lookups()
-    for start in (starts, core_start):
-        for stop in (core_stop, inner_suffix, stops):
-            ok &= ~_ranges_in(data, start, stop, lookups)
+    every = np.ones(len(candidates), bool)
+    for start, with_start in ((core_start, every), (starts, prefix)):
+        for stop, with_stop in ((core_stop, every), (inner_suffix, suffix1), (stops, suffix2)):
+            has = with_start & with_stop
+            ok[has] &= ~_ranges_in(data, start[has], stop[has], lookups)
     mask = np.zeros(len(chunks), bool)
     mask[np.flatnonzero(shaped)[ok]] = True
     return mask, tokens.filter(pa.array(np.repeat(ok, sizes))), sizes[ok]
