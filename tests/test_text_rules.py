@@ -320,6 +320,17 @@ def test_line_and_paragraph_splits_equal_python_ones():
          sum(map(len, t.splitlines())) - sum(map(len, set(t.splitlines())))) for t in texts]
 
 
+def test_character_counts_equal_python_ones():
+    rng = random.Random(4)
+    texts = ["".join(rng.choice("a#\n[{é….") for _ in range(rng.randint(0, 12)))
+             for _ in range(3000)]
+    for array in (pa.array(texts), pa.array(["#x"] + texts).slice(1), pa.array([], pa.string())):
+        strings = array.to_pylist()
+        for pattern in ("#", "\n", "...", "…"):
+            assert list(columns.count(array, pattern)) == [t.count(pattern) for t in strings]
+        assert list(columns.contains(array, "[")) == ["[" in t for t in strings]
+
+
 def test_ngram_counts_follow_datatrove_scan():
     words = "a b c a b c a b c d".split()
     assert ngrams(words).top_chars(2)[0] == len("a b") * 3

@@ -22,6 +22,7 @@ from curate.core.scorer import EASIER, Scorer, rule_columns
 from curate.core.validate import boolean, integer, non_negative_int, string
 from scorers.text.columns import (
     SPACE,
+    contains,
     drop,
     elements,
     lengths,
@@ -106,11 +107,11 @@ class C4Quality(Scorer):
         candidates = np.flatnonzero(ok)
         lower = _lower(lines.take(pa.array(candidates)))
 
-        def found(pattern: str, regex: bool = False, text: pa.Array = lower) -> np.ndarray:
-            """Lines still kept whose (lower-cased) text contains ``pattern``."""
+        def found(pattern: str, regex: bool = False) -> np.ndarray:
+            """Lines still kept whose lower-cased text contains ``pattern``."""
             hit = np.zeros(len(lines), bool)
             match = pc.match_substring_regex if regex else pc.match_substring
-            hit[candidates] = match(text, pattern).to_numpy(zero_copy_only=False)
+            hit[candidates] = match(lower, pattern).to_numpy(zero_copy_only=False)
             return hit & ok
 
         rejects = np.zeros(len(lines), np.int8)  # 1: lorem ipsum, 2: curly bracket
@@ -121,7 +122,7 @@ class C4Quality(Scorer):
         if self.filter_javascript:
             ok &= ~found("javascript")
         if self.filter_curly_bracket:
-            curly = found("{", text=lines.take(pa.array(candidates)))
+            curly = contains(lines, "{") & ok
             rejects[curly] = 2
             ok &= ~curly
         if self.filter_policy:
@@ -188,7 +189,7 @@ def _ends_with(lines: pa.Array, endings: tuple[str, ...]) -> np.ndarray:
 def _without_citations(lines: pa.Array) -> pa.Array:
     """``CITATION.sub("", line)`` for the lines with a "[" (in Python: ``\\d`` is any
     Unicode digit)."""
-    mask = pc.match_substring(lines, "[")
+    mask = pa.array(contains(lines, "["))
     cited = [CITATION.sub("", line) for line in lines.filter(mask).to_pylist()]
     return pc.replace_with_mask(lines, mask, pa.array(cited, lines.type)) if cited else lines
 

@@ -79,8 +79,30 @@ def text_array(batch: pa.Table, column: str) -> pa.Array:
 
 
 def count(texts: pa.Array, pattern: str) -> np.ndarray:
-    """Non-overlapping occurrences of ``pattern`` in each text (``str.count``)."""
+    """Non-overlapping occurrences of ``pattern`` in each text (``str.count``); an ASCII
+    character is counted in the bytes."""
+    if len(pattern) == 1 and pattern.isascii():
+        return np.bincount(_holders(texts, pattern), minlength=len(texts))
     return pc.count_substring(texts, pattern).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def contains(strings: pa.Array, char: str) -> np.ndarray:
+    """Whether each string holds the ASCII character ``char``."""
+    found = np.zeros(len(strings), bool)
+    found[_holders(strings, char)] = True
+    return found
+
+
+def _holders(strings: pa.Array, char: str) -> np.ndarray:
+    """For each byte equal to the ASCII ``char`` in ``strings`` (a string array), the index
+    of the string holding it, ascending."""
+    offsets = np.frombuffer(strings.buffers()[1], np.int32)[
+        strings.offset:strings.offset + len(strings) + 1] if len(strings) else np.zeros(1, np.int32)
+    data = strings.buffers()[2]
+    if data is None or offsets[-1] == offsets[0]:
+        return np.zeros(0, np.int64)
+    found = np.flatnonzero(np.frombuffer(data, np.uint8)[offsets[0]:offsets[-1]] == ord(char))
+    return np.searchsorted(offsets, found + offsets[0], "right") - 1
 
 
 def split_whitespace(strings: pa.Array) -> pa.ListArray:
