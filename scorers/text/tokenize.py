@@ -797,15 +797,17 @@ class BatchTokens:
         flat = self._encoded.indices.to_numpy(zero_copy_only=False)
         # Token t of occurrence k is flat[first + t], first being its chunk's first token:
         # positions into flat rise by one along an occurrence and jump at the next one.
+        # (32-bit positions: a batch's tokens are far fewer than 2**31, and half the bytes
+        # to move)
         occurring = self._sizes > 0
-        first = self._first[self._occurrences[occurring]]
-        sizes = self._sizes[occurring]
-        step = np.ones(int(self.offsets[-1]), np.int64)
+        first = self._first.astype(np.int32)[self._occurrences[occurring]]
+        sizes = self._sizes.astype(np.int32)[occurring]
+        step = np.ones(int(self.offsets[-1]), np.int32)
         if len(first):
-            starts = np.cumsum(sizes) - sizes
+            starts = np.cumsum(sizes, dtype=np.int32) - sizes
             step[starts[0]] = first[0]
             step[starts[1:]] = first[1:] - (first[:-1] + sizes[:-1] - 1)
-        return flat[np.cumsum(step)]
+        return flat[np.cumsum(step, dtype=np.int32)].astype(np.int64)
 
 
 #: ``batch_tokens(texts)``: :class:`BatchTokens` of a string array without nulls, remembered
