@@ -79,30 +79,48 @@ def text_array(batch: pa.Table, column: str) -> pa.Array:
 
 
 def count(texts: pa.Array, pattern: str) -> np.ndarray:
-    """Non-overlapping occurrences of ``pattern`` in each text (``str.count``); an ASCII
-    character is counted in the bytes."""
-    if len(pattern) == 1 and pattern.isascii():
-        return np.bincount(_holders(texts, pattern), minlength=len(texts))
-    return pc.count_substring(texts, pattern).to_numpy(zero_copy_only=False).astype(np.int64)
+    """Non-overlapping occurrences of ``pattern`` in each text (``str.count``), found in the
+    texts' bytes with numpy when the pattern is one character repeated (a run of k copies
+    holds k // n) or cannot overlap itself."""
+    code = pattern.encode()
+    repeated = len(set(code)) == 1
+    if not code or not (repeated or all(code[:k] != code[-k:] for k in range(1, len(code)))):
+        return pc.count_substring(texts, pattern).to_numpy(zero_copy_only=False).astype(
+            np.int64)
+    data, offsets = _bytes(texts)
+    # where the pattern starts (for a repeated byte: every copy of it)
+    at = np.flatnonzero(data[:len(data) - (0 if repeated else len(code) - 1)] == code[0])
+    if not repeated:
+        for k, byte in enumerate(code[1:], 1):
+            at = at[data[at + k] == byte]
+    if not len(at):
+        return np.zeros(len(texts), np.int64)
+    holder = np.searchsorted(offsets, at + offsets[0], "right") - 1
+    if repeated:  # runs of the byte, cut where a text ends
+        run = np.concatenate([[True], (np.diff(at) != 1) | (np.diff(holder) != 0)])
+        starts = np.flatnonzero(run)
+        runs = np.diff(np.append(starts, len(at))) // len(code)
+        return np.bincount(holder[starts], runs, len(texts)).astype(np.int64)
+    inside = holder == np.searchsorted(offsets, at + offsets[0] + len(code) - 1, "right") - 1
+    return np.bincount(holder[inside], minlength=len(texts))
 
 
 def contains(strings: pa.Array, char: str) -> np.ndarray:
     """Whether each string holds the ASCII character ``char``."""
-    found = np.zeros(len(strings), bool)
-    found[_holders(strings, char)] = True
-    return found
+    return count(strings, char) > 0
 
 
-def _holders(strings: pa.Array, char: str) -> np.ndarray:
-    """For each byte equal to the ASCII ``char`` in ``strings`` (a string array), the index
-    of the string holding it, ascending."""
+def _bytes(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(data, offsets): the bytes of ``strings`` (a string array), one after the other, and
+    where each string starts in the data buffer (plus where the last one ends); string i
+    is ``data[offsets[i] - offsets[0]:offsets[i + 1] - offsets[0]]``."""
+    if not len(strings):
+        return np.zeros(0, np.uint8), np.zeros(1, np.int32)
     offsets = np.frombuffer(strings.buffers()[1], np.int32)[
-        strings.offset:strings.offset + len(strings) + 1] if len(strings) else np.zeros(1, np.int32)
-    data = strings.buffers()[2]
-    if data is None or offsets[-1] == offsets[0]:
-        return np.zeros(0, np.int64)
-    found = np.flatnonzero(np.frombuffer(data, np.uint8)[offsets[0]:offsets[-1]] == ord(char))
-    return np.searchsorted(offsets, found + offsets[0], "right") - 1
+        strings.offset:strings.offset + len(strings) + 1]
+    buffer = strings.buffers()[2]
+    data = np.frombuffer(buffer, np.uint8) if buffer is not None else np.zeros(0, np.uint8)
+    return data[offsets[0]:offsets[-1]], offsets
 
 
 def split_whitespace(strings: pa.Array) -> pa.ListArray:
