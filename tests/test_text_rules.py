@@ -322,7 +322,7 @@ def test_line_and_paragraph_splits_equal_python_ones():
 
 def test_character_counts_equal_python_ones():
     rng = random.Random(4)
-    texts = ["".join(rng.choice(["a", "#", "\n", "[", ".", "..", "…", "é", "ab", "b"])
+    texts = ["".join(rng.choice(["a", "#", "\n", "[", ".", "..", "…", "é", "ab", "b", "😀"])
                      for _ in range(rng.randint(0, 12))) for _ in range(3000)]
     for array in (pa.array(texts), pa.array(["#x.."] + texts).slice(1), pa.array(["..", "."]),
                   pa.array([], pa.string())):
@@ -330,6 +330,7 @@ def test_character_counts_equal_python_ones():
         for pattern in ("#", "\n", "...", "..", "…", "ab", "aba"):
             assert list(columns.count(array, pattern)) == [t.count(pattern) for t in strings]
         assert list(columns.contains(array, "[")) == ["[" in t for t in strings]
+        assert list(columns.last_chars(array)) == [ord(t[-1]) if t else -1 for t in strings]
 
 
 def test_ngram_counts_follow_datatrove_scan():

@@ -25,6 +25,7 @@ from scorers.text.columns import (
     contains,
     drop,
     elements,
+    last_chars,
     lengths,
     owner,
     regroup,
@@ -101,7 +102,8 @@ class C4Quality(Scorer):
         if self.remove_citations:
             lines = _without_citations(lines)
         if self.filter_no_terminal_punct:
-            ok &= _ends_with(lines, END_PUNCTUATION) & ~_ends_with(lines, ("...",))
+            ok &= np.isin(last_chars(lines), [ord(e) for e in END_PUNCTUATION]) \
+                & ~pc.ends_with(lines, "...").to_numpy(zero_copy_only=False)
         ok[ok] = _has_words(words.filter(pa.array(ok)), self.min_words_per_line)
         # the remaining checks look at the candidate lines only, lower-cased once
         candidates = np.flatnonzero(ok)
@@ -176,14 +178,6 @@ def _has_words(lines: pa.Array, minimum: int) -> np.ndarray:
         return np.ones(len(lines), bool)
     pattern = f"^{_WORD}+(?:{SPACE}+{_WORD}+){{{minimum - 1}}}"
     return pc.match_substring_regex(lines, pattern).to_numpy(zero_copy_only=False)
-
-
-def _ends_with(lines: pa.Array, endings: tuple[str, ...]) -> np.ndarray:
-    """Whether each line ends with one of ``endings``."""
-    hit = np.zeros(len(lines), bool)
-    for ending in endings:
-        hit |= pc.ends_with(lines, ending).to_numpy(zero_copy_only=False)
-    return hit
 
 
 def _without_citations(lines: pa.Array) -> pa.Array:

@@ -110,6 +110,26 @@ def contains(strings: pa.Array, char: str) -> np.ndarray:
     return count(strings, char) > 0
 
 
+def last_chars(strings: pa.Array) -> np.ndarray:
+    """The code point of each string's last character, decoded from its UTF-8 bytes; -1 for
+    an empty string."""
+    data, offsets = _bytes(strings)
+    ends = (offsets[1:] - offsets[0]).astype(np.int64)
+    nonempty = offsets[1:] > offsets[:-1]
+    at = ends[nonempty]
+    size = np.ones(len(at), np.int64)
+    for _ in range(3):  # continuation bytes 0b10xxxxxx before the end
+        size += (data[at - size] & 0xC0) == 0x80
+    lead = data[at - size].astype(np.int64)
+    code = lead & np.array([0, 0x7F, 0x1F, 0x0F, 0x07])[size]
+    for k in range(1, 4):
+        more = size > k
+        code[more] = (code[more] << 6) | (data[at[more] - size[more] + k] & 0x3F)
+    chars = np.full(len(strings), -1, np.int64)
+    chars[nonempty] = code
+    return chars
+
+
 def _bytes(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(data, offsets): the bytes of ``strings`` (a string array), one after the other, and
     where each string starts in the data buffer (plus where the last one ends); string i

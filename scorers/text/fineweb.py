@@ -21,6 +21,7 @@ from scorers.text.columns import (
     drop,
     duplicates,
     elements,
+    last_chars,
     lengths,
     newline_pieces,
     sizes,
@@ -136,6 +137,9 @@ class FineWebQuality(Scorer):
         """Whether each line ends with one of ``stop_chars``."""
         hit = np.zeros(len(lines), bool)
         for n, endings in self._endings.items():
+            if n == 1:
+                hit |= np.isin(last_chars(lines), [ord(e) for e in endings.to_pylist()])
+                continue
             tail = pc.utf8_slice_codeunits(lines, start=-n) if n else pc.utf8_slice_codeunits(
                 lines, start=0, stop=0)
             hit |= pc.is_in(tail, value_set=endings).to_numpy(zero_copy_only=False)
