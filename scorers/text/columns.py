@@ -270,8 +270,8 @@ def duplicates(lists: pa.ListArray, ids: np.ndarray | None = None) -> tuple[np.n
         ids = pc.dictionary_encode(values).indices.to_numpy(zero_copy_only=False).astype(
             np.int64)
     codes = owner(lists) * max(len(values), 1) + ids
-    first = np.zeros(len(values), np.int64)
-    first[np.unique(codes, return_index=True)[1]] = 1
-    chars = lengths(values)
-    return (sizes(lists) - sum_per_list(first, lists),
-            sum_per_list(chars * (1 - first), lists))
+    later = np.ones(len(values), bool)
+    later[np.unique(codes, return_index=True)[1]] = False
+    chars = np.zeros(len(values), np.int64)
+    chars[later] = lengths(values.filter(pa.array(later)))
+    return sum_per_list(later, lists), sum_per_list(chars, lists)
