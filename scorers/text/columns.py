@@ -201,11 +201,29 @@ def drop(lists: pa.ListArray, mask: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets), elements(lists).filter(pa.array(~mask)))
 
 
+def _holding_any(strings: pa.Array, chars: str) -> np.ndarray:
+    """Whether each string holds one of ``chars``: the bytes that end one of their UTF-8
+    encodings are found in one pass, then checked against the whole encoding."""
+    data, offsets = _bytes(strings)
+    codes = [c.encode() for c in chars]
+    last = np.zeros(256, bool)
+    last[[code[-1] for code in codes]] = True
+    at = np.flatnonzero(last[data])
+    found = np.zeros(len(at), bool)
+    for code in codes:
+        match = (data[at] == code[-1]) & (at >= len(code) - 1)
+        for k in range(2, len(code) + 1):
+            match[match] = data[at[match] - k + 1] == code[-k]
+        found |= match
+    holding = np.zeros(len(strings), bool)
+    holding[np.searchsorted(offsets, at[found] + offsets[0], "right") - 1] = True
+    return holding
+
+
 def _splitlines(texts: pa.Array) -> pa.ListArray:
     """``[t.splitlines() for t in texts]``: a regex split at the same boundaries, without
     the empty piece it leaves after a final boundary (or for an empty text)."""
-    rare = pc.match_substring_regex(texts, re2_class(_RARE_BOUNDARIES)).to_numpy(
-        zero_copy_only=False)
+    rare = _holding_any(texts, _RARE_BOUNDARIES)
     if rare.any():  # split those with the regex, the others at "\n", and restore the order
         order = np.argsort(np.concatenate([np.flatnonzero(~rare), np.flatnonzero(rare)]))
         pieces = pa.concat_arrays([
