@@ -80,8 +80,8 @@ def text_array(batch: pa.Table, column: str) -> pa.Array:
 
 def count(texts: pa.Array, pattern: str) -> np.ndarray:
     """Non-overlapping occurrences of ``pattern`` in each text (``str.count``), found in the
-    texts' bytes with numpy when the pattern is one character repeated (a run of k copies
-    holds k // n) or cannot overlap itself."""
+    texts' bytes with numpy when the pattern is one byte repeated (a run of k copies of the
+    byte holds k // len(pattern) of it) or cannot overlap itself."""
     code = pattern.encode()
     repeated = len(set(code)) == 1
     if not code or not (repeated or all(code[:k] != code[-k:] for k in range(1, len(code)))):
@@ -105,9 +105,9 @@ def count(texts: pa.Array, pattern: str) -> np.ndarray:
     return np.bincount(holder[inside], minlength=len(texts))
 
 
-def contains(strings: pa.Array, char: str) -> np.ndarray:
-    """Whether each string holds the ASCII character ``char``."""
-    return count(strings, char) > 0
+def contains(strings: pa.Array, pattern: str) -> np.ndarray:
+    """Whether ``pattern`` occurs in each string."""
+    return count(strings, pattern) > 0
 
 
 def last_chars(strings: pa.Array) -> np.ndarray:
@@ -256,7 +256,7 @@ newline_pieces = LastResult(_newline_pieces)
 
 
 def nonempty_lines(texts: pa.Array) -> tuple[pa.ListArray, np.ndarray]:
-    """(``[re.split(r"\n+", t) for t in texts]``, an id per line as in
+    """(``[re.split(r"\\n+", t) for t in texts]``, an id per line as in
     :data:`newline_pieces`): the non-empty pieces between newlines, plus an empty first or
     last piece when a text starts or ends with a newline."""
     pieces, ids = newline_pieces(texts)

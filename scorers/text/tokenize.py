@@ -911,6 +911,8 @@ def _arrow_sentence_steps(chunks: pa.Array) -> tuple[np.ndarray, np.ndarray]:
             seen = np.where(role == 2, True, np.where(role == 0, False, seen))
         steps += [starts, seen]
     return mask, np.stack(steps, axis=1).astype(np.int64)
+
+
 # A whitespace run other than one plain space is a token of its own in spaCy.
 _SPACE_TOKEN_RE = re.compile(r"\s{2,}|[^\S ]")
 _WS_SPLIT_RE = re.compile(r"(\s+)")
