@@ -117,9 +117,7 @@ def last_chars(strings: pa.Array) -> np.ndarray:
     ends = (offsets[1:] - offsets[0]).astype(np.int64)
     nonempty = offsets[1:] > offsets[:-1]
     at = ends[nonempty]
-    size = np.ones(len(at), np.int64)
-    for _ in range(3):  # continuation bytes 0b10xxxxxx before the end
-        size += (data[at - size] & 0xC0) == 0x80
+    size = char_bytes_before(data, at)
     lead = data[at - size].astype(np.int64)
     code = lead & np.array([0, 0x7F, 0x1F, 0x0F, 0x07])[size]
     for k in range(1, 4):
@@ -128,6 +126,15 @@ def last_chars(strings: pa.Array) -> np.ndarray:
     chars = np.full(len(strings), -1, np.int64)
     chars[nonempty] = code
     return chars
+
+
+def char_bytes_before(data: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Bytes of the UTF-8 character that ends just before each of ``ends`` in ``data`` (a
+    uint8 array): one, plus the continuation bytes 0b10xxxxxx before the end."""
+    size = np.ones(len(ends), np.int64)
+    for _ in range(3):
+        size += (data[ends - size] & 0xC0) == 0x80
+    return size
 
 
 def _bytes(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -38,7 +38,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scorers.text.columns import SPACE, LastResult, re2_class, split_whitespace
+from scorers.text.columns import (
+    SPACE,
+    LastResult,
+    char_bytes_before,
+    re2_class,
+    split_whitespace,
+)
 
 # ---------------------------------------------------------------------------------------
 # DataTrove's punctuation sets (datatrove/utils/text.py)
@@ -682,15 +688,6 @@ _ALNUM_BYTE[np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 _UTF8_LENGTH = np.array([1] * 12 + [2, 2, 3, 4], np.int64)
 
 
-def _char_bytes_before(byte: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Bytes of the UTF-8 character that ends just before each of ``ends`` (one, plus the
-    continuation bytes 0b10xxxxxx before the end)."""
-    size = np.ones(len(ends), np.int64)
-    for _ in range(3):
-        size += (byte[ends - size] & 0xC0) == 0x80
-    return size
-
-
 def _arrow_tokens(chunks: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     """(mask, tokens, sizes): which ``chunks`` (a string array) are tokenized in Arrow,
     their tokens one after the other, and the number of tokens of each."""
@@ -706,9 +703,9 @@ def _arrow_tokens(chunks: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     byte = np.frombuffer(data, np.uint8) if len(candidates) else np.zeros(1, np.uint8)
     prefix = ~_ALNUM_BYTE[byte[starts]]
     suffix1 = ~_ALNUM_BYTE[byte[stops - 1]]
-    last = _char_bytes_before(byte, stops)
+    last = char_bytes_before(byte, stops)
     suffix2 = suffix1 & ~_ALNUM_BYTE[byte[stops - last - 1]]
-    before_last = _char_bytes_before(byte, stops - last)
+    before_last = char_bytes_before(byte, stops - last)
     first = _UTF8_LENGTH[byte[starts] >> 4]
     sizes = 1 + prefix.astype(np.int64) + suffix1 + suffix2
     core_start = starts + np.where(prefix, first, 0)
