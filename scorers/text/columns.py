@@ -88,21 +88,19 @@ def count(texts: pa.Array, pattern: str) -> np.ndarray:
         return pc.count_substring(texts, pattern).to_numpy(zero_copy_only=False).astype(
             np.int64)
     data, offsets = _bytes(texts)
-    # where the pattern starts (for a repeated byte: every copy of it)
-    at = np.flatnonzero(data[:len(data) - (0 if repeated else len(code) - 1)] == code[0])
-    if not repeated:
-        for k, byte in enumerate(code[1:], 1):
-            at = at[data[at + k] == byte]
+    at = np.flatnonzero(data == code[0])
+    if not repeated:  # where the whole pattern starts, inside one text
+        at = at[_starts_with(data, at, code)]
+        holder = _holders(offsets, at)
+        return np.bincount(holder[holder == _holders(offsets, at + len(code) - 1)],
+                           minlength=len(texts))
     if not len(at):
         return np.zeros(len(texts), np.int64)
-    holder = np.searchsorted(offsets, at + offsets[0], "right") - 1
-    if repeated:  # runs of the byte, cut where a text ends
-        run = np.concatenate([[True], (np.diff(at) != 1) | (np.diff(holder) != 0)])
-        starts = np.flatnonzero(run)
-        runs = np.diff(np.append(starts, len(at))) // len(code)
-        return np.bincount(holder[starts], runs, len(texts)).astype(np.int64)
-    inside = holder == np.searchsorted(offsets, at + offsets[0] + len(code) - 1, "right") - 1
-    return np.bincount(holder[inside], minlength=len(texts))
+    # every copy of the byte, in runs cut where a text ends
+    holder = _holders(offsets, at)
+    starts = np.flatnonzero(np.concatenate([[True], (np.diff(at) != 1) | (np.diff(holder) != 0)]))
+    runs = np.diff(np.append(starts, len(at))) // len(code)
+    return np.bincount(holder[starts], runs, len(texts)).astype(np.int64)
 
 
 def contains(strings: pa.Array, pattern: str) -> np.ndarray:
@@ -209,22 +207,33 @@ def drop(lists: pa.ListArray, mask: np.ndarray) -> pa.ListArray:
 
 
 def _holding_any(strings: pa.Array, chars: str) -> np.ndarray:
-    """Whether each string holds one of ``chars``: the bytes that end one of their UTF-8
-    encodings are found in one pass, then checked against the whole encoding."""
+    """Whether each string holds one of ``chars``: the bytes that start one of their UTF-8
+    encodings are found in one pass, then checked against each whole encoding (a character
+    never spans two strings)."""
     data, offsets = _bytes(strings)
     codes = [c.encode() for c in chars]
-    last = np.zeros(256, bool)
-    last[[code[-1] for code in codes]] = True
-    at = np.flatnonzero(last[data])
+    first = np.zeros(256, bool)
+    first[[code[0] for code in codes]] = True
+    at = np.flatnonzero(first[data])
     found = np.zeros(len(at), bool)
     for code in codes:
-        match = (data[at] == code[-1]) & (at >= len(code) - 1)
-        for k in range(2, len(code) + 1):
-            match[match] = data[at[match] - k + 1] == code[-k]
-        found |= match
+        found |= _starts_with(data, at, code)
     holding = np.zeros(len(strings), bool)
-    holding[np.searchsorted(offsets, at[found] + offsets[0], "right") - 1] = True
+    holding[_holders(offsets, at[found])] = True
     return holding
+
+
+def _starts_with(data: np.ndarray, at: np.ndarray, code: bytes) -> np.ndarray:
+    """Whether ``code`` starts at each position ``at`` of ``data``."""
+    match = at <= len(data) - len(code)
+    for k, byte in enumerate(code):
+        match[match] = data[at[match] + k] == byte
+    return match
+
+
+def _holders(offsets: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Index of the string holding each byte position ``at`` of :func:`_bytes`' data."""
+    return np.searchsorted(offsets, at + offsets[0], "right") - 1
 
 
 def _splitlines(texts: pa.Array) -> pa.ListArray:

@@ -268,18 +268,19 @@ class NGrams:
         """Bigram classes straight from the token ids (tokens seen once in the batch cannot
         start or end a repeated bigram), or single tokens when n is 1 or the codes could
         overflow."""
-        twice = np.bincount(self.ids, minlength=self._vocab) > 1
-        # ids among the tokens seen twice, so the codes stay small enough to sort as one key
-        dense = np.cumsum(twice) - 1
-        vocab = int(dense[-1]) + 1 if len(dense) else 1
-        if n == 1 or (len(self.offsets) - 1) * vocab ** 2 >= 2 ** 62:
-            return (1, *_repeated_classes(np.arange(self.size), self.text * self._vocab + self.ids))
-        seen_twice = twice[self.ids]
-        starts = np.flatnonzero(seen_twice[:-1] & seen_twice[1:]
-                                & (np.arange(1, self.size) < self.text_end[:-1]))
-        codes = (self.text[starts] * vocab + dense[self.ids[starts]]) * vocab \
-            + dense[self.ids[starts + 1]]
-        return (2, *_repeated_classes(starts, codes))
+        if n > 1:
+            twice = np.bincount(self.ids, minlength=self._vocab) > 1
+            # ids among the tokens seen twice, so the codes stay small enough to sort as one key
+            dense = np.cumsum(twice) - 1
+            vocab = int(dense[-1]) + 1 if len(dense) else 1
+            if (len(self.offsets) - 1) * vocab ** 2 < 2 ** 62:
+                seen_twice = twice[self.ids]
+                starts = np.flatnonzero(seen_twice[:-1] & seen_twice[1:]
+                                        & (np.arange(1, self.size) < self.text_end[:-1]))
+                codes = (self.text[starts] * vocab + dense[self.ids[starts]]) * vocab \
+                    + dense[self.ids[starts + 1]]
+                return (2, *_repeated_classes(starts, codes))
+        return (1, *_repeated_classes(np.arange(self.size), self.text * self._vocab + self.ids))
 
     def top(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(first position, occurrences) of each text's most frequent n-gram, ties going to
