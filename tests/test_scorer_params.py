@@ -113,6 +113,7 @@ BAD = [
     (GopherRepetition, "top_n_grams", 5, "(n, threshold) pairs"),
     (GopherRepetition, "dup_n_grams", [(5, -0.1)], "threshold must be a number >= 0"),
     (GopherRepetition, "dup_n_grams", [(5, 0.1, 3)], "(n, threshold) pairs"),
+    (GopherRepetition, "all_signals", "always", "true or false"),
     (GopherRepetition, "text_column", None, "a non-empty string"),
     (C4Quality, "split_paragraph", "maybe", "true or false"),
     (C4Quality, "remove_citations", 2, "true or false"),
@@ -321,7 +322,7 @@ CHEER = "Go team go! Go go go go go go go go go go!\nLet's go!"
 
 
 def test_top_ngram_fraction_of_a_chant_is_bounded():
-    row = rows(GopherRepetition(), CHEER)[0]
+    row = rows(GopherRepetition(all_signals=True), CHEER)[0]
     # DataTrove's score: "go go go go" (11 characters) x 7 overlapping occurrences over 52
     # characters of text -- more than the whole document.
     assert row["gopher_repetition_top_4_gram_datatrove"] == pytest.approx(11 * 6 / 52)
@@ -335,7 +336,7 @@ def test_top_ngram_fraction_of_a_chant_is_bounded():
 
 def test_top_ngram_fraction_without_overlap_counts_each_occurrence():
     text = "red apple pie and red apple pie with cream"
-    row = rows(GopherRepetition(dup_n_grams=()), text)[0]
+    row = rows(GopherRepetition(dup_n_grams=(), all_signals=True), text)[0]
     # top 3-gram "red apple pie" twice: 22 of the 34 token characters
     assert row["gopher_repetition_top_3_gram_frac"] == pytest.approx(22 / 34)
     assert row["gopher_repetition_top_3_gram_datatrove"] == pytest.approx(26 / len(text))
@@ -380,7 +381,7 @@ def test_top_ngram_decisions_still_match_datatrove():
     helpers = pytest.importorskip("datatrove.pipeline.filters.gopher_repetition_filter")
     from datatrove.data import Document
 
-    scorer, reference = GopherRepetition(), filters.GopherRepetitionFilter()
+    scorer, reference = GopherRepetition(all_signals=True), filters.GopherRepetitionFilter()
     for text, row in zip(REPETITIVE, rows(scorer, *REPETITIVE), strict=True):
         result = reference.filter(Document(text=text, id="0"))
         assert row["gopher_repetition_reason"] == (None if result is True else result[1])
@@ -396,7 +397,7 @@ def test_top_ngram_decisions_still_match_datatrove():
 
 def test_moving_a_top_ngram_threshold_uses_datatrove_score():
     """A threshold is compared with ``top_{n}_gram_datatrove``, as DataTrove compares it."""
-    row = rows(GopherRepetition(), CHEER)[0]
+    row = rows(GopherRepetition(all_signals=True), CHEER)[0]
     score = row["gopher_repetition_top_2_gram_datatrove"]
     just_above = GopherRepetition(top_n_grams=[(2, score + 1e-9)], dup_n_grams=())
     just_below = GopherRepetition(top_n_grams=[(2, score - 1e-9)], dup_n_grams=())

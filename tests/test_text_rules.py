@@ -302,6 +302,57 @@ def test_gopher_repetition_boundaries_and_disabling():
     assert row["gopher_repetition_dup_line_frac"] == 0
 
 
+#: Gopher repetition's checks in DataTrove's order, as reasons
+GOPHER_CHECKS = ["dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac",
+                 "top_2_gram", "top_3_gram", "top_4_gram",
+                 *(f"duplicated_{n}_n_grams" for n in range(5, 11))]
+
+
+def gopher_check_of(column: str) -> str:
+    """The check whose decision a gopher_repetition signal column serves."""
+    signal = column.removeprefix("gopher_repetition_")
+    if signal.startswith("top_"):
+        return f"top_{signal.split('_')[1]}_gram"
+    if signal.startswith("dup_") and signal.endswith("_gram_frac"):
+        return f"duplicated_{signal.split('_')[1]}_n_grams"
+    return signal
+
+
+def test_gopher_ngram_signals_only_where_they_decide():
+    rng = random.Random(5)
+    phrases = ["I am Frank", "you are a wizard", "buy now", "the end of the line is near",
+               "a solo traveller walks", "la la", "Same words again."]
+    texts = [PROSE, "I am your father.\n" * 4, "I am Frank, I am Frank, I am Frank",
+             "I am Frank, you are Jhon. I am Frank. I am Frank you are Jhon",
+             "I am a solo traveller " * 4 + PROSE, ""]
+    texts += [rng.choice(["\n", "\n\n", " "]).join(rng.choices(phrases, k=rng.randint(1, 30)))
+              + rng.choice(["", " " + PROSE]) for _ in range(300)]
+    full = score(GopherRepetition(all_signals=True), *texts)
+    lazy = score(GopherRepetition(), *texts)
+    assert {r["gopher_repetition_reason"] for r in lazy} >= set(GOPHER_CHECKS[:6] + [None])
+    for text, f, lz in zip(texts, full, lazy, strict=True):
+        reason = f["gopher_repetition_reason"]
+        assert lz["gopher_repetition_reason"] == reason
+        last = GOPHER_CHECKS.index(reason) if reason in GOPHER_CHECKS else len(GOPHER_CHECKS)
+        for column, value in f.items():
+            if column.endswith(("_keep", "_reason")) or not text:
+                assert lz[column] == value
+                continue
+            check = GOPHER_CHECKS.index(gopher_check_of(column))
+            # paragraph and line signals always; an n-gram one up to the rejecting check
+            needed = check < 4 or check <= last
+            assert lz[column] == (value if needed else None), (text, column)
+    # checks in an order other than by n: each signal is still computed where it decides
+    scorer = GopherRepetition(top_n_grams="4:0.16;2:0.2", dup_n_grams="6:0.14;5:0.15")
+    lazy = score(scorer, *texts)
+    full = score(GopherRepetition(**{**scorer.params(), "all_signals": True}), *texts)
+    for f, lz in zip(full, lazy):
+        assert lz["gopher_repetition_reason"] == f["gopher_repetition_reason"]
+        assert all(lz[c] in (None, v) for c, v in f.items())
+    assert sum(lz[c] is None for lz in lazy for c in lz) > sum(f[c] is None
+                                                               for f in full for c in f)
+
+
 def test_line_and_paragraph_splits_equal_python_ones():
     rng = random.Random(1)
     texts = ["".join(rng.choice("ab \n\n\t\r\x0b\x1c\x85\u2028") for _ in range(rng.randint(0, 12)))

@@ -18,7 +18,15 @@ import pyarrow.compute as pc
 from curate.core.errors import CurateError
 from curate.core.registry import register_scorer
 from curate.core.scorer import EASIER, Scorer, rule_columns
-from curate.core.validate import fraction, integer, non_negative_int, number, string, string_list
+from curate.core.validate import (
+    boolean,
+    fraction,
+    integer,
+    non_negative_int,
+    number,
+    string,
+    string_list,
+)
 from scorers.text.columns import (
     count,
     duplicates,
@@ -220,6 +228,19 @@ class NGrams:
         self._vocab = int(ids.max()) + 1 if len(ids) else 1
         self._level: tuple | None = None
         self._tops: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._kept: np.ndarray | None = None  # per text, None for all of them
+
+    def keep_texts(self, kept: np.ndarray) -> None:
+        """Look only at the texts where ``kept`` (one flag per text) is true from now on:
+        n-grams are then built for them alone, and what a method returns for the other
+        texts means nothing. Each call narrows the texts further."""
+        if self._kept is not None:
+            kept = kept & self._kept
+        self._kept = kept
+        if self._level is not None:
+            length, positions, labels = self._level
+            inside = kept[self.text[positions]]
+            self._level = (length, positions[inside], labels[inside])
 
     @classmethod
     def of_words(cls, *texts: list[str]) -> NGrams:
@@ -275,12 +296,19 @@ class NGrams:
             vocab = int(dense[-1]) + 1 if len(dense) else 1
             if (len(self.offsets) - 1) * vocab ** 2 < 2 ** 62:
                 seen_twice = twice[self.ids]
-                starts = np.flatnonzero(seen_twice[:-1] & seen_twice[1:]
-                                        & (np.arange(1, self.size) < self.text_end[:-1]))
+                pairs = seen_twice[:-1] & seen_twice[1:] & (np.arange(1, self.size)
+                                                             < self.text_end[:-1])
+                if self._kept is not None:
+                    pairs &= self._kept[self.text[:-1]]
+                starts = np.flatnonzero(pairs)
                 codes = (self.text[starts] * vocab + dense[self.ids[starts]]) * vocab \
                     + dense[self.ids[starts + 1]]
                 return (2, *_repeated_classes(starts, codes))
-        return (1, *_repeated_classes(np.arange(self.size), self.text * self._vocab + self.ids))
+        positions = np.arange(self.size)
+        if self._kept is not None:
+            positions = positions[self._kept[self.text]]
+        return (1, *_repeated_classes(positions,
+                                      self.text[positions] * self._vocab + self.ids[positions]))
 
     def top(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(first position, occurrences) of each text's most frequent n-gram, ties going to
@@ -387,6 +415,11 @@ def _repeated_classes(positions: np.ndarray, codes: np.ndarray) -> tuple[np.ndar
     return positions[repeated], labels[repeated]
 
 
+def _where(computed: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` with NaN where ``computed`` is false."""
+    return np.where(computed, values, np.nan)
+
+
 def ngram_thresholds(owner: str, name: str, value) -> tuple[tuple[int, float], ...]:
     """``(n, threshold)`` pairs from a list of pairs, a mapping ``{n: threshold}`` or the text
     ``"2:0.2;3:0.18"``; None or an empty text gives none. Each n is an integer >= 1 and
@@ -449,6 +482,12 @@ class GopherRepetition(Scorer):
     turns its check off. ``top_n_grams`` and ``dup_n_grams`` are ``(n, threshold)`` pairs:
     a list of pairs, a mapping ``{n: threshold}`` or the text ``2:0.2;3:0.18;4:0.16``;
     None or an empty text turns all of them off.
+
+    The n-gram signals are the costly part. By default each is computed, as DataTrove does,
+    only for the documents that pass every earlier check (null for the others); the checks
+    run in DataTrove's order: paragraphs, lines, top n-grams, then repeated n-grams, each
+    in the order given. ``all_signals=True`` computes every signal for every document.
+    Keep/drop decisions and the paragraph and line signals are the same either way.
     """
 
     name = "gopher_repetition"
@@ -469,7 +508,7 @@ class GopherRepetition(Scorer):
                  dup_line_char_frac: float | None = 0.2, dup_para_char_frac: float | None = 0.2,
                  top_n_grams=((2, 0.2), (3, 0.18), (4, 0.16)),
                  dup_n_grams=((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)),
-                 text_column: str = "text"):
+                 all_signals: bool = False, text_column: str = "text"):
         owner = self.name
         self.dup_line_frac = fraction(owner, "dup_line_frac", dup_line_frac, optional=True)
         self.dup_para_frac = fraction(owner, "dup_para_frac", dup_para_frac, optional=True)
@@ -479,6 +518,7 @@ class GopherRepetition(Scorer):
                                            optional=True)
         self.top_n_grams = ngram_thresholds(owner, "top_n_grams", top_n_grams)
         self.dup_n_grams = ngram_thresholds(owner, "dup_n_grams", dup_n_grams)
+        self.all_signals = boolean(owner, "all_signals", all_signals)
         self.text_column = string(owner, "text_column", text_column)
 
     def signal_names(self) -> list[str]:
@@ -487,64 +527,62 @@ class GopherRepetition(Scorer):
                 + [f"dup_{n}_gram_frac" for n, _ in self.dup_n_grams]
                 + [f"top_{n}_gram_datatrove" for n, _ in self.top_n_grams])
 
-    def signals(self, texts: pa.Array) -> list[tuple | None]:
-        """Per document, the raw signals in :meth:`signal_names` order (None if empty)."""
+    def _checks(self) -> list[tuple[str, str, float, int | None]]:
+        """DataTrove's checks in order: (reason, signal, threshold, n-gram length or None);
+        a document whose signal exceeds the threshold is rejected."""
+        lines = [("dup_para_frac", self.dup_para_frac),
+                 ("dup_para_char_frac", self.dup_para_char_frac),
+                 ("dup_line_frac", self.dup_line_frac),
+                 ("dup_line_char_frac", self.dup_line_char_frac)]
+        # None or 0 turns a paragraph or line check off
+        return ([(name, name, threshold, None) for name, threshold in lines if threshold]
+                + [(f"top_{n}_gram", f"top_{n}_gram_datatrove", t, n)
+                   for n, t in self.top_n_grams]
+                + [(f"duplicated_{n}_n_grams", f"dup_{n}_gram_frac", t, n)
+                   for n, t in self.dup_n_grams])
+
+    def signals(self, texts: pa.Array) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """(signal name -> one float per document, reasons): the signals of
+        :meth:`signal_names`, NaN where not computed (an empty document; an n-gram signal
+        no check needs, see the class docstring), and DataTrove's first failing check per
+        document (an object array: None where every check passes, "empty")."""
         size = lengths(texts)
         per_char = np.maximum(size, 1)
         paras = paragraphs(texts)
         para_dups, para_chars = duplicates(paras)
         rows, row_ids = nonempty_lines(texts)
         line_dups, line_chars = duplicates(rows, row_ids)
+        values = {"dup_para_frac": para_dups / sizes(paras),
+                  "dup_para_char_frac": para_chars / per_char,
+                  "dup_line_frac": line_dups / sizes(rows),
+                  "dup_line_char_frac": line_chars / per_char}
         tokens = batch_tokens(texts)
         grams = NGrams(tokens.ids, tokens.lengths[tokens.ids], tokens.offsets)
         # 0 only without tokens, where the coverage is 0 too
         word_chars = np.maximum(grams.chars[tokens.offsets[1:]] - grams.chars[tokens.offsets[:-1]],
                                 1)
-        top = {n for n, _ in self.top_n_grams}
-        dup = {n for n, _ in self.dup_n_grams}
-        values = {}
-        for n in sorted(top | dup):  # ascending, so each n-gram length is built once
-            if n in top:
-                values["coverage", n] = grams.top_coverage(n) / word_chars
-                values["top", n] = grams.top_chars(n) / per_char
-            if n in dup:
-                values["dup", n] = grams.repeated_chars(n) / per_char
-        columns = [para_dups / sizes(paras), para_chars / per_char,
-                   line_dups / sizes(rows), line_chars / per_char,
-                   *(values["coverage", n] for n, _ in self.top_n_grams),
-                   *(values["dup", n] for n, _ in self.dup_n_grams),
-                   *(values["top", n] for n, _ in self.top_n_grams)]
-        return [row if chars else None
-                for row, chars in zip(zip(*(c.tolist() for c in columns)), size.tolist())]
-
-    def reason(self, sig: tuple | None) -> str | None:
-        """DataTrove's first failing check for one document's signals, or None."""
-        if sig is None:
-            return "empty"
-        para_frac, para_chars, line_frac, line_chars = sig[:4]
-        if self.dup_para_frac and para_frac > self.dup_para_frac:
-            return "dup_para_frac"
-        if self.dup_para_char_frac and para_chars > self.dup_para_char_frac:
-            return "dup_para_char_frac"
-        if self.dup_line_frac and line_frac > self.dup_line_frac:
-            return "dup_line_frac"
-        if self.dup_line_char_frac and line_chars > self.dup_line_char_frac:
-            return "dup_line_char_frac"
-        n_top, n_dup = len(self.top_n_grams), len(self.dup_n_grams)
-        datatrove_top = sig[4 + n_top + n_dup:]  # DataTrove's scores, not the bounded fractions
-        for (n, frac), value in zip(self.top_n_grams, datatrove_top):
-            if value > frac:
-                return f"top_{n}_gram"
-        for (n, frac), value in zip(self.dup_n_grams, sig[4 + n_top:4 + n_top + n_dup]):
-            if value > frac:
-                return f"duplicated_{n}_n_grams"
-        return None
+        nonempty = size > 0
+        reasons = np.where(nonempty, None, "empty").astype(object)
+        kept = nonempty.copy()  # no check so far rejects it
+        for reason, signal, threshold, n in self._checks():
+            if n is not None and signal not in values:
+                computed = nonempty if self.all_signals else kept
+                grams.keep_texts(computed)
+                if signal.startswith("top_"):
+                    values[f"top_{n}_gram_frac"] = _where(computed,
+                                                          grams.top_coverage(n) / word_chars)
+                    values[signal] = _where(computed, grams.top_chars(n) / per_char)
+                else:
+                    values[signal] = _where(computed, grams.repeated_chars(n) / per_char)
+            rejected = kept & (values[signal] > threshold)
+            reasons[rejected] = reason
+            kept &= ~rejected
+        for signal in values.values():
+            signal[~nonempty] = np.nan
+        return values, reasons
 
     def score_batch(self, batch: pa.Table) -> pa.Table:
-        rows = self.signals(text_array(batch, self.text_column))
-        reasons = [self.reason(r) for r in rows]
-        names = self.signal_names()
-        columns = list(zip(*[r if r is not None else (None,) * len(names) for r in rows])) \
-            if rows else [()] * len(names)
-        signals = {n: pa.array(list(col), pa.float64()) for n, col in zip(names, columns)}
+        values, reasons = self.signals(text_array(batch, self.text_column))
+        signals = {name: pa.array(values[name], pa.float64(), mask=np.isnan(values[name]))
+                   for name in self.signal_names()}
         return rule_columns(self.name, [r is None for r in reasons], reasons, signals)
