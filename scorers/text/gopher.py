@@ -221,7 +221,9 @@ class NGrams:
         self.size = int(offsets[-1])
         self.ids = ids
         self.text = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-        self.text_end = offsets[1:][self.text]
+        #: whether each token is the last of its text
+        self.last = np.zeros(self.size, bool)
+        self.last[offsets[1:][offsets[1:] > offsets[:-1]] - 1] = True
         #: ``chars[j] - chars[i]``: characters of tokens i..j-1 (whitespace excluded)
         self.chars = np.zeros(self.size + 1, np.int64)
         np.cumsum(lengths, out=self.chars[1:])
@@ -259,12 +261,14 @@ class NGrams:
         length, positions, labels = self._level
         while length < n and len(positions):
             # the n-gram at i is the (n-1)-gram at i plus token i + n - 1; it can only
-            # repeat if the (n-1)-gram at i + 1 does too
+            # repeat if the (n-1)-gram at i + 1 does too, which lies in i's text unless
+            # that (n-1)-gram is a single token
             length += 1
             label_at = np.full(self.size + 1, -1)
             label_at[positions] = labels
-            candidates = positions[(label_at[positions + 1] >= 0)
-                                   & (positions + length <= self.text_end[positions])]
+            candidates = positions[label_at[positions + 1] >= 0]
+            if length == 2:
+                candidates = candidates[~self.last[candidates]]
             positions, labels = self._extend(candidates, label_at[candidates], length)
         self._level = (n, positions, labels)
         return positions, labels
@@ -291,19 +295,19 @@ class NGrams:
         overflow."""
         if n > 1:
             twice = np.bincount(self.ids, minlength=self._vocab) > 1
-            # ids among the tokens seen twice, so the codes stay small enough to sort as one key
-            dense = np.cumsum(twice) - 1
-            vocab = int(dense[-1]) + 1 if len(dense) else 1
+            vocab = max(int(np.count_nonzero(twice)), 1)
             if (len(self.offsets) - 1) * vocab ** 2 < 2 ** 62:
-                seen_twice = twice[self.ids]
-                pairs = seen_twice[:-1] & seen_twice[1:] & (np.arange(1, self.size)
-                                                             < self.text_end[:-1])
+                # each token's id among the tokens seen twice (-1 for the others), so the
+                # codes stay small enough to sort as one key
+                dense = np.where(twice, np.cumsum(twice) - 1, -1)[self.ids]
+                pairs = (dense[:-1] >= 0) & (dense[1:] >= 0) & ~self.last[:-1]
                 if self._kept is not None:
                     pairs &= self._kept[self.text[:-1]]
-                starts = np.flatnonzero(pairs)
-                codes = (self.text[starts] * vocab + dense[self.ids[starts]]) * vocab \
-                    + dense[self.ids[starts + 1]]
-                return (2, *_repeated_classes(starts, codes))
+                codes = self.text[:-1] * vocab  # (text, id, next id) of every bigram, in place
+                codes += dense[:-1]
+                codes *= vocab
+                codes += dense[1:]
+                return (2, *_repeated_classes(np.flatnonzero(pairs), codes[pairs]))
         positions = np.arange(self.size)
         if self._kept is not None:
             positions = positions[self._kept[self.text]]
@@ -396,12 +400,15 @@ def _repeated_classes(positions: np.ndarray, codes: np.ndarray) -> tuple[np.ndar
     size = len(codes)
     if not size:
         return positions, positions
-    # sorted by code, then by position: one key sorted by value (faster than an argsort)
-    # when that cannot overflow, else a stable argsort
-    if int(codes.max()) < (2 ** 62) // size:
-        key = codes * size + np.arange(size)
+    # sorted by code, then by position: one key, the code above the index's bits, sorted
+    # by value (faster than an argsort) when that cannot overflow, else a stable argsort
+    bits = size.bit_length()
+    if int(codes.max()) < 1 << (62 - bits):
+        key = codes << bits
+        key |= np.arange(size)
         key.sort()
-        ordered, order = np.divmod(key, size)
+        order = key & ((1 << bits) - 1)
+        ordered = key >> bits
     else:
         order = np.argsort(codes, kind="stable")
         ordered = codes[order]
