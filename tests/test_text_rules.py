@@ -384,6 +384,33 @@ def test_character_counts_equal_python_ones():
         assert list(columns.last_chars(array)) == [ord(t[-1]) if t else -1 for t in strings]
 
 
+def test_rule_sets_allocate_from_malloc_and_set_the_pool_back(monkeypatch):
+    default = pa.default_memory_pool().backend_name
+    seen = []
+
+    @columns.system_allocator
+    def probe(scorer, batch):
+        seen.append(pa.default_memory_pool().backend_name)
+        if batch is None:
+            raise ValueError("bad batch")
+        return batch
+
+    assert probe(None, "batch") == "batch"
+    with pytest.raises(ValueError):
+        probe(None, None)
+    assert seen == ["system", "system"] and pa.default_memory_pool().backend_name == default
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", default)  # a pool the user chose
+    probe(None, "batch")
+    assert seen[-1] == default
+    table = pa.table({"text": [PROSE, SENTENCE]})
+    for scorer in (GopherQuality(), GopherRepetition(), C4Quality(), FineWebQuality()):
+        scored = scorer.score_batch(table)
+        monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL")
+        assert scorer.score_batch(table).equals(scored)
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", default)
+    assert pa.default_memory_pool().backend_name == default
+
+
 def test_ngram_counts_follow_datatrove_scan():
     words = "a b c a b c a b c d".split()
     assert ngrams(words).top_chars(2)[0] == len("a b") * 3

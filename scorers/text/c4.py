@@ -33,6 +33,7 @@ from scorers.text.columns import (
     split_whitespace,
     splitlines,
     sum_per_list,
+    system_allocator,
     text_array,
 )
 from scorers.text.tokenize import count_sentences_batch, sentence_parts
@@ -154,6 +155,7 @@ class C4Quality(Scorer):
         """The C4-cleaned texts (kept lines only), also for documents the rules reject."""
         return self.clean(pa.array(texts, pa.string()))[1].to_pylist()
 
+    @system_allocator
     def score_batch(self, batch: pa.Table) -> pa.Table:
         reasons, cleaned, sentences, kept, removed = self.clean(
             text_array(batch, self.text_column))

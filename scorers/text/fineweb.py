@@ -26,6 +26,7 @@ from scorers.text.columns import (
     newline_pieces,
     sizes,
     sum_per_list,
+    system_allocator,
     text_array,
 )
 from scorers.text.tokenize import TERMINAL_PUNCTUATION, batch_tokens
@@ -145,6 +146,7 @@ class FineWebQuality(Scorer):
             hit |= pc.is_in(tail, value_set=endings).to_numpy(zero_copy_only=False)
         return hit
 
+    @system_allocator
     def score_batch(self, batch: pa.Table) -> pa.Table:
         values, has_lines, listed = self.signals(text_array(batch, self.text_column))
         reasons = np.where(has_lines, None, "empty").astype(object)

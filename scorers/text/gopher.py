@@ -38,6 +38,7 @@ from scorers.text.columns import (
     splitlines,
     sum_between,
     sum_per_list,
+    system_allocator,
     text_array,
 )
 from scorers.text.tokenize import batch_tokens, token_flags
@@ -182,6 +183,7 @@ class GopherQuality(Scorer):
             return "gopher_enough_stop_words"
         return None
 
+    @system_allocator
     def score_batch(self, batch: pa.Table) -> pa.Table:
         rows = self.signals(text_array(batch, self.text_column))
         reasons = [self.reason(r) for r in rows]
@@ -588,6 +590,7 @@ class GopherRepetition(Scorer):
             signal[~nonempty] = np.nan
         return values, reasons
 
+    @system_allocator
     def score_batch(self, batch: pa.Table) -> pa.Table:
         values, reasons = self.signals(text_array(batch, self.text_column))
         signals = {name: pa.array(values[name], pa.float64(), mask=np.isnan(values[name]))
