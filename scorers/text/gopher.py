@@ -424,11 +424,6 @@ def _repeated_classes(positions: np.ndarray, codes: np.ndarray) -> tuple[np.ndar
     return positions[repeated], labels[repeated]
 
 
-def _where(computed: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``values`` with NaN where ``computed`` is false."""
-    return np.where(computed, values, np.nan)
-
-
 def ngram_thresholds(owner: str, name: str, value) -> tuple[tuple[int, float], ...]:
     """``(n, threshold)`` pairs from a list of pairs, a mapping ``{n: threshold}`` or the text
     ``"2:0.2;3:0.18"``; None or an empty text gives none. Each n is an integer >= 1 and
@@ -574,20 +569,21 @@ class GopherRepetition(Scorer):
         reasons = np.where(nonempty, None, "empty").astype(object)
         kept = nonempty.copy()  # no check so far rejects it
         for reason, signal, threshold, n in self._checks():
-            if n is not None and signal not in values:
+            if n is not None:  # an n-gram signal, computed now for the documents it needs
                 computed = nonempty if self.all_signals else kept
                 grams.keep_texts(computed)
-                if signal.startswith("top_"):
-                    values[f"top_{n}_gram_frac"] = _where(computed,
-                                                          grams.top_coverage(n) / word_chars)
-                    values[signal] = _where(computed, grams.top_chars(n) / per_char)
+                if reason.startswith("top_"):
+                    values[f"top_{n}_gram_frac"] = np.where(
+                        computed, grams.top_coverage(n) / word_chars, np.nan)
+                    values[signal] = np.where(computed, grams.top_chars(n) / per_char, np.nan)
                 else:
-                    values[signal] = _where(computed, grams.repeated_chars(n) / per_char)
+                    values[signal] = np.where(computed, grams.repeated_chars(n) / per_char,
+                                              np.nan)
             rejected = kept & (values[signal] > threshold)
             reasons[rejected] = reason
             kept &= ~rejected
-        for signal in values.values():
-            signal[~nonempty] = np.nan
+        for column in values.values():
+            column[~nonempty] = np.nan
         return values, reasons
 
     @system_allocator
