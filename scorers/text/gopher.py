@@ -534,12 +534,13 @@ class GopherRepetition(Scorer):
     def _checks(self) -> list[tuple[str, str, float, int | None]]:
         """DataTrove's checks in order: (reason, signal, threshold, n-gram length or None);
         a document whose signal exceeds the threshold is rejected."""
-        lines = [("dup_para_frac", self.dup_para_frac),
-                 ("dup_para_char_frac", self.dup_para_char_frac),
-                 ("dup_line_frac", self.dup_line_frac),
-                 ("dup_line_char_frac", self.dup_line_char_frac)]
+        paras_and_lines = [("dup_para_frac", self.dup_para_frac),
+                           ("dup_para_char_frac", self.dup_para_char_frac),
+                           ("dup_line_frac", self.dup_line_frac),
+                           ("dup_line_char_frac", self.dup_line_char_frac)]
         # None or 0 turns a paragraph or line check off
-        return ([(name, name, threshold, None) for name, threshold in lines if threshold]
+        return ([(name, name, threshold, None) for name, threshold in paras_and_lines
+                 if threshold]
                 + [(f"top_{n}_gram", f"top_{n}_gram_datatrove", t, n)
                    for n, t in self.top_n_grams]
                 + [(f"duplicated_{n}_n_grams", f"dup_{n}_gram_frac", t, n)
@@ -571,7 +572,8 @@ class GopherRepetition(Scorer):
         for reason, signal, threshold, n in self._checks():
             if n is not None:  # an n-gram signal, computed now for the documents it needs
                 computed = nonempty if self.all_signals else kept
-                grams.keep_texts(computed)
+                if not self.all_signals:  # (an empty document has no n-grams to drop)
+                    grams.keep_texts(kept)
                 if reason.startswith("top_"):
                     values[f"top_{n}_gram_frac"] = np.where(
                         computed, grams.top_coverage(n) / word_chars, np.nan)
